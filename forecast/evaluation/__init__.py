@@ -1,0 +1,1 @@
+"""Evaluation: skill metrics, baselines comparison and plots."""

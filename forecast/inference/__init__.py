@@ -1,0 +1,1 @@
+"""Inference: batch forecasts written as CF files."""

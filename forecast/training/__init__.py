@@ -1,0 +1,1 @@
+"""Training: the Lightning module, callbacks and experiment tracking."""

@@ -1,0 +1,1 @@
+"""Stage programs: the only place where configuration becomes objects."""

@@ -1,0 +1,202 @@
+"""Convolutional recurrent cells: ConvLSTM (fused gate convolution) and ConvGRU, every weight used."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, TypeAlias
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from forecast.errors import ConfigError
+
+Norm: TypeAlias = Literal["group", "layer"] | None
+CellState: TypeAlias = tuple[Tensor, ...]
+
+# Gate order along the channel axis of the fused convolution: i, f, g, o (as torch.nn.LSTM).
+GATES = ("i", "f", "g", "o")
+
+
+def _check_sizes(in_channels: int, hidden_channels: int, kernel_size: int) -> None:
+    if in_channels < 1 or hidden_channels < 1:
+        raise ConfigError(
+            f"A recurrent cell needs in_channels >= 1 and hidden_channels >= 1, "
+            f"got {in_channels} and {hidden_channels}."
+        )
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        # An odd kernel keeps 'same' padding symmetric, so a frame is not shifted by half a cell.
+        raise ConfigError(f"kernel_size must be a positive odd number, got {kernel_size}.")
+
+
+def _gate_norm(norm: Norm, hidden_channels: int) -> nn.GroupNorm | None:
+    """Normalisation of the ``4*hidden`` gate pre-activations, each gate's channels normalised apart.
+
+    "layer": one group per gate, i.e. layer normalisation of each gate as in Ba et al. 2016
+    (https://arxiv.org/abs/1607.06450), over channels and grid points. "group": up to 8 groups per
+    gate (32 in all for 64 hidden channels, the default of Wu & He 2018, https://arxiv.org/abs/1803.08494).
+    """
+    if norm is None:
+        return None
+    if norm == "layer":
+        return nn.GroupNorm(4, 4 * hidden_channels)
+    if norm == "group":
+        return nn.GroupNorm(4 * math.gcd(hidden_channels, 8), 4 * hidden_channels)
+    raise ConfigError(f"norm must be None, 'group' or 'layer', got {norm!r}.")
+
+
+class ConvLSTMCell(nn.Module):
+    """ConvLSTM cell of Shi et al. 2015 (https://arxiv.org/abs/1506.04214) with one fused convolution.
+
+    One ``Conv2d`` over ``cat([x, h])`` yields the pre-activations of all four gates, ordered
+    i, f, g, o along channels; then ``i, f, o = sigmoid``, ``g = tanh``,
+    ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)``. Peephole terms (``w_ci*c_{t-1}`` into i,
+    ``w_cf*c_{t-1}`` into f, ``w_co*c_t`` into o) and a norm of the pre-activations are optional.
+    Tensors: ``x`` ``[B, C_in, H, W]``; ``h``, ``c`` ``[B, hidden, H, W]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        kernel_size: int = 3,
+        peephole: bool = False,
+        norm: Norm = None,
+        forget_bias: float = 1.0,
+    ) -> None:
+        super().__init__()
+        _check_sizes(in_channels, hidden_channels, kernel_size)
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.padding = kernel_size // 2
+        self.norm = _gate_norm(norm, hidden_channels)
+        # With a norm, a conv bias would be normalised away (the per-gate mean is subtracted): the gate
+        # bias then lives in the norm's affine shift instead, so every parameter stays in use.
+        self.conv = nn.Conv2d(
+            in_channels + hidden_channels,
+            4 * hidden_channels,
+            kernel_size,
+            padding=self.padding,
+            bias=self.norm is None,
+        )
+        # Peephole weights (w_ci, w_cf, w_co) per channel, [3, hidden, 1, 1], instead of the paper's
+        # per-position [hidden, H, W]: the cell then works on any grid size (patching, padding,
+        # training and inference grids differ) and the weights do not grow with the grid.
+        self.peephole = nn.Parameter(torch.zeros(3, hidden_channels, 1, 1)) if peephole else None
+        self.reset_gate_bias(forget_bias)
+
+    @property
+    def gate_bias(self) -> Tensor:
+        """The ``[4*hidden]`` bias added to the gate pre-activations (i, f, g, o)."""
+        return self.conv.bias if self.norm is None else self.norm.bias
+
+    def reset_gate_bias(self, forget_bias: float = 1.0) -> None:
+        """Forget bias ``forget_bias``, other gate biases 0.
+
+        Jozefowicz et al. 2015 (https://proceedings.mlr.press/v37/jozefowicz15.html): a forget bias
+        of 1 starts the cell near remembering, so gradients flow through c over many steps.
+        """
+        hidden = self.hidden_channels
+        with torch.no_grad():
+            self.gate_bias.zero_()
+            self.gate_bias[hidden : 2 * hidden] = forget_bias
+
+    def forward(self, x: Tensor, state: CellState | None = None) -> CellState:
+        """One step: ``x`` ``[B, C_in, H, W]`` and ``(h, c)`` to the new ``(h, c)``."""
+        if state is None:
+            return self.step_projected(self.input_projection(x.unsqueeze(1)).squeeze(1), None)
+        h, c = state
+        pre = self.conv(torch.cat([x, h], dim=1))  # [B, 4*hidden, H, W]
+        return self._gates(pre, c)
+
+    def input_projection(self, x_seq: Tensor) -> Tensor:
+        """x-part of the fused convolution for all steps: ``[B, T, C_in, H, W]`` → ``[B, T, 4*hidden, H, W]``.
+
+        One batched convolution over ``B*T`` frames, as cuDNN's LSTM runs its input projection for
+        the whole sequence before the recurrence. Uses the x-slice of the fused weight and the bias.
+        """
+        weight = self.conv.weight[:, : self.in_channels]
+        frames = x_seq.flatten(0, 1)  # [B*T, C_in, H, W]
+        pre = F.conv2d(frames, weight, self.conv.bias, padding=self.padding)  # [B*T, 4*hidden, H, W]
+        return pre.unflatten(0, x_seq.shape[:2])  # [B, T, 4*hidden, H, W]
+
+    def step_projected(self, x_proj: Tensor, state: CellState | None = None) -> CellState:
+        """One step from a precomputed x-part ``[B, 4*hidden, H, W]``: add the h-part, apply the gates."""
+        if state is None:
+            # h = 0 adds nothing to the pre-activations; c = 0.
+            return self._gates(x_proj, torch.zeros_like(x_proj[:, : self.hidden_channels]))
+        h, c = state
+        weight = self.conv.weight[:, self.in_channels :]
+        pre = x_proj + F.conv2d(h, weight, None, padding=self.padding)  # [B, 4*hidden, H, W]
+        return self._gates(pre, c)
+
+    def _gates(self, pre: Tensor, c: Tensor) -> CellState:
+        """Gate equations, shared by both paths: pre-activations ``[B, 4*hidden, H, W]`` and c → (h, c)."""
+        if self.norm is not None:
+            pre = self.norm(pre)
+        i, f, g, o = pre.chunk(4, dim=1)  # each [B, hidden, H, W]
+        if self.peephole is not None:
+            w_ci, w_cf, w_co = self.peephole  # each [hidden, 1, 1]
+            i = i + w_ci * c
+            f = f + w_cf * c
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        if self.peephole is not None:
+            o = o + w_co * c
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class ConvGRUCell(nn.Module):
+    """Convolutional GRU cell of Ballas et al. 2015 (https://arxiv.org/abs/1511.06432).
+
+    ``z, r = sigmoid(W_zr*x + U_zr*h)``, ``n = tanh(W_n*x + U_n*(r∘h))``, ``h_t = (1-z)∘h + z∘n``;
+    ``W_*`` and ``U_*`` are convolutions with 'same' padding. The state is the 1-tuple ``(h,)``,
+    ``h`` ``[B, hidden, H, W]``, so stacks treat both cells alike (``state[0]`` is the output).
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        _check_sizes(in_channels, hidden_channels, kernel_size)
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.padding = kernel_size // 2
+        # x-part of all three pre-activations (z, r, n) as one conv, so a whole sequence can be
+        # projected in one batched call (see ConvLSTMCell.input_projection).
+        self.conv_x = nn.Conv2d(in_channels, 3 * hidden_channels, kernel_size, padding=self.padding)
+        self.conv_h_zr = nn.Conv2d(
+            hidden_channels, 2 * hidden_channels, kernel_size, padding=self.padding, bias=False
+        )
+        self.conv_h_n = nn.Conv2d(
+            hidden_channels, hidden_channels, kernel_size, padding=self.padding, bias=False
+        )
+
+    def forward(self, x: Tensor, state: CellState | None = None) -> CellState:
+        """One step: ``x`` ``[B, C_in, H, W]`` and ``(h,)`` to the new ``(h,)``."""
+        return self.step_projected(self.conv_x(x), state)
+
+    def input_projection(self, x_seq: Tensor) -> Tensor:
+        """x-part for all steps: ``[B, T, C_in, H, W]`` → ``[B, T, 3*hidden, H, W]`` in one conv."""
+        pre = self.conv_x(x_seq.flatten(0, 1))  # [B*T, 3*hidden, H, W]
+        return pre.unflatten(0, x_seq.shape[:2])  # [B, T, 3*hidden, H, W]
+
+    def step_projected(self, x_proj: Tensor, state: CellState | None = None) -> CellState:
+        """One step from a precomputed x-part ``[B, 3*hidden, H, W]``; returns ``(h,)``."""
+        x_zr, x_n = x_proj.split([2 * self.hidden_channels, self.hidden_channels], dim=1)
+        if state is None:
+            # h = 0: the U-convolutions add nothing and (1-z)*h vanishes.
+            z = torch.sigmoid(x_zr[:, : self.hidden_channels])
+            return (z * torch.tanh(x_n),)
+        (h,) = state
+        z, r = torch.sigmoid(x_zr + self.conv_h_zr(h)).chunk(2, dim=1)  # each [B, hidden, H, W]
+        n = torch.tanh(x_n + self.conv_h_n(r * h))
+        return (h + z * (n - h),)
+
+
+def compile_cell(cell: nn.Module, **options: object) -> None:
+    """Compile a cell's step functions in place with ``torch.compile``.
+
+    Compiling the cell rather than the recurrent loop: compiling the loop unrolls it over time
+    (long compiles, a graph per sequence length). Both per-step entry points are compiled.
+    """
+    cell.forward = torch.compile(cell.forward, **options)  # type: ignore[method-assign]
+    cell.step_projected = torch.compile(cell.step_projected, **options)  # type: ignore[attr-defined]

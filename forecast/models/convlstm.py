@@ -1,0 +1,121 @@
+"""ConvLSTM / ConvGRU encoder–forecaster (Shi et al. 2015): patching, static inputs, residual head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from forecast.errors import ConfigError
+from forecast.models.base import Forecaster, check_rollout, check_static, init_residual_head, next_input
+from forecast.models.cells import Norm
+from forecast.models.stack import CellKind, ConvRecurrentStack, StackState
+
+
+class ConvLSTMForecaster(Forecaster):
+    """Encoder–forecaster of Shi et al. 2015 (https://arxiv.org/abs/1506.04214) on ``[B, T, C, H, W]``.
+
+    An encoder stack consumes the input window; a forecaster stack of the same depths, with its own
+    weights, starts from the encoder's per-layer states and rolls out one lead per step, its input being
+    the previous frame. A 1x1 head maps the forecaster's hidden states (all layers, concatenated) to
+    the *change* from the previous frame. Frames are cut into ``patch_size``² patches
+    (space-to-depth) after padding H, W up to a multiple of it, and ``static`` fields ``[S, H, W]``
+    are appended as input channels to every frame.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        hidden: Sequence[int] = (64, 64),
+        kernel_size: int = 3,
+        patch_size: int = 1,
+        static: Tensor | None = None,
+        cell: CellKind = "convlstm",
+        peephole: bool = False,
+        norm: Norm = None,
+    ) -> None:
+        super().__init__()
+        hidden = tuple(hidden)
+        if channels < 1 or patch_size < 1 or not hidden or min(hidden) < 1:
+            raise ConfigError(
+                f"ConvLSTMForecaster needs channels >= 1, patch_size >= 1 and a non-empty hidden of "
+                f"positive sizes, got channels={channels}, patch_size={patch_size}, hidden={hidden}."
+            )
+        check_static(static)
+        self.channels = channels
+        self.patch_size = patch_size
+        self.static: Tensor | None
+        self.register_buffer("static", None if static is None else static.detach().float().clone())
+        in_channels = (channels + (0 if static is None else static.shape[0])) * patch_size**2
+        options = {"kernel_size": kernel_size, "cell": cell, "peephole": peephole, "norm": norm}
+        self.encoder = ConvRecurrentStack(in_channels, hidden, **options)
+        self.forecaster = ConvRecurrentStack(in_channels, hidden, **options)
+        self.head = nn.Conv2d(sum(hidden), channels * patch_size**2, kernel_size=1)
+        init_residual_head(self.head)
+
+    def encode(self, x: Tensor, state: StackState | None = None) -> StackState | None:
+        """Run the encoder over ``x`` ``[B, T, C, H, W]``; per-layer states ``(h, c)`` (or ``(h,)``)."""
+        self._check_frames(x, "x")
+        if x.shape[1] == 0:
+            return state
+        return self.encoder.run(self._to_grid(x), state)
+
+    def forecast(
+        self,
+        state: StackState | None,
+        last: Tensor,
+        horizon: int,
+        target: Tensor | None = None,
+        teacher_forcing: float = 0.0,
+    ) -> Tensor:
+        """Roll out ``[B, horizon, C, H, W]``; lead k is the input frame plus the head's change."""
+        check_rollout(last, horizon, target)
+        self._check_frames(last, "last")
+        previous = last
+        leads = []
+        for lead in range(horizon):
+            state = self.forecaster.step(self._to_grid(previous), state)
+            hidden = torch.cat([layer_state[0] for layer_state in state], dim=1)  # [B, sum(hidden), H', W']
+            prediction = previous + self._from_grid(self.head(hidden), last.shape[-2:])
+            leads.append(prediction)
+            if lead + 1 < horizon:
+                previous = next_input(prediction, target, lead, teacher_forcing)
+        return torch.stack(leads, dim=1)  # [B, horizon, C, H, W]
+
+    def compile_cells(self, **options: object) -> None:
+        """``torch.compile`` every cell's step functions in place (the loops stay eager)."""
+        self.encoder.compile_cells(**options)
+        self.forecaster.compile_cells(**options)
+
+    def _check_frames(self, frames: Tensor, name: str) -> None:
+        if frames.shape[-3] != self.channels:
+            raise ValueError(
+                f"{name} has {frames.shape[-3]} channels, the network was built for {self.channels}."
+            )
+        if self.static is not None and frames.shape[-2:] != self.static.shape[-2:]:
+            raise ValueError(
+                f"{name} is on a {tuple(frames.shape[-2:])} grid but the static fields are "
+                f"{tuple(self.static.shape[-2:])}."
+            )
+
+    def _to_grid(self, frames: Tensor) -> Tensor:
+        """Frames ``[..., C, H, W]`` to cell inputs ``[..., (C+S)*p², ceil(H/p), ceil(W/p)]``."""
+        if self.static is not None:
+            static = self.static.to(frames.dtype).expand(*frames.shape[:-3], *self.static.shape)
+            frames = torch.cat([frames, static], dim=-3)  # [..., C+S, H, W]
+        p = self.patch_size
+        if p == 1:
+            return frames
+        height, width = frames.shape[-2:]
+        # Zero padding (the normalised mean) at the bottom/right, cropped off again in _from_grid.
+        frames = F.pad(frames, (0, -width % p, 0, -height % p))  # [..., C+S, p*ceil(H/p), p*ceil(W/p)]
+        return F.pixel_unshuffle(frames, p)  # [..., (C+S)*p², ceil(H/p), ceil(W/p)]
+
+    def _from_grid(self, patches: Tensor, size: torch.Size) -> Tensor:
+        """Head output ``[B, C*p², H', W']`` back to frames ``[B, C, H, W]`` (``size`` = (H, W))."""
+        if self.patch_size == 1:
+            return patches
+        frames = F.pixel_shuffle(patches, self.patch_size)  # [B, C, p*H', p*W']
+        return frames[..., : size[0], : size[1]]  # [B, C, H, W]

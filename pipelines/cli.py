@@ -1,0 +1,55 @@
+"""The ``forecast`` command: one subcommand per stage; user mistakes end as one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from forecast.errors import ForecastError
+
+STAGES = {
+    "synth": "write synthetic CF NetCDF maps (demo, tests, benchmarks)",
+    "prepare": "raw maps → analysis-ready Zarr store",
+}
+
+
+def _usage() -> str:
+    rows = "\n".join(f"  {name:<9} {text}" for name, text in STAGES.items())
+    return f"usage: forecast <stage> [--config FILE] [--key value ...]\n\nstages:\n{rows}\n\n" \
+           "`forecast <stage> --help` lists a stage's keys; `--print_config` shows the resolved configuration."
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("distributed", "numcodecs", "fsspec", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    stage, rest = args[0], args[1:]
+    if stage not in STAGES:
+        print(f"error: unknown stage '{stage}'; choose one of: {', '.join(STAGES)}.", file=sys.stderr)
+        return 2
+    _setup_logging()
+    module = importlib.import_module(f"pipelines.{stage}")
+    try:
+        return module.main(rest)
+    except ForecastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing was left half-written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""One configuration schema for every stage: typed sections read by jsonargparse, shortcuts, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from forecast.data.config import DataConfig, WindowConfig
+from forecast.errors import ConfigError
+
+# Short flags that work without a config file, rewritten to their full keys before parsing.
+SHORTCUTS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "--source": ("--data.source", str),
+    "--variables": ("--data.variables", lambda v: "[" + v + "]"),
+    "--output": ("--data.output", str),
+    "--train": ("--data.splits.train", lambda v: _period(v, "--train")),
+    "--val": ("--data.splits.val", lambda v: _period(v, "--val")),
+    "--test": ("--data.splits.test", lambda v: _period(v, "--test")),
+}
+
+
+def _period(value: str, flag: str) -> str:
+    start, sep, end = value.partition("/")
+    if not sep or not start or not end:
+        raise ConfigError(f"{flag} takes START/END (e.g. 2000-01-01/2009-12-31), got '{value}'.")
+    return f"{{start: '{start}', end: '{end}'}}"
+
+
+def expand_shortcuts(argv: Sequence[str]) -> list[str]:
+    """``--source x`` → ``--data.source x``; ``--overwrite`` alone → ``--data.overwrite true``."""
+    out: list[str] = []
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        flag, eq, inline = arg.partition("=")
+        if flag == "--overwrite" and not eq:
+            out += ["--data.overwrite", "true"]
+        elif flag in SHORTCUTS:
+            if not eq and not args:
+                raise ConfigError(f"{flag} needs a value.")
+            value = inline if eq else args.pop(0)
+            key, convert = SHORTCUTS[flag]
+            out += [key, convert(value)]
+        else:
+            out.append(arg)
+    return out
+
+
+def build_parser(stage: str, description: str) -> ArgumentParser:
+    """The shared schema; every stage reads the whole experiment file, so a typo anywhere is an error."""
+    parser = ArgumentParser(prog=f"forecast {stage}", description=description, exit_on_error=False,
+                            allow_abbrev=False, default_env=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="experiment YAML (configs/<name>.yaml)")
+    parser.add_argument("--name", type=str, default="experiment", help="experiment name: runs/<name>/, MLflow experiment")
+    parser.add_argument("--seed", type=int, default=42, help="the one seed every random choice flows from")
+    parser.add_class_arguments(DataConfig, "data", help="prepare: sources, selection, splits, the store")
+    parser.add_class_arguments(WindowConfig, "windows", help="samples cut from the store")
+    return parser
+
+
+def parse(parser: ArgumentParser, argv: Sequence[str]) -> tuple[Namespace, Namespace]:
+    """Parse ``argv`` into (raw namespace for saving, instantiated objects); ``ConfigError`` on any mistake."""
+    try:
+        cfg = parser.parse_args(expand_shortcuts(argv))
+        return cfg, parser.instantiate(cfg)
+    except argparse.ArgumentError as exc:
+        raise ConfigError(f"{_one_line(exc)} (`{parser.prog} --help` lists every key)") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines[:2]) if lines else type(exc).__name__
+
+
+def as_dict(parser: ArgumentParser, cfg: Namespace) -> dict[str, Any]:
+    """The resolved configuration as plain data (for the store, MLflow and files beside outputs)."""
+    data = cfg.clone()
+    data.pop("config", None)
+    return data.as_dict()

@@ -18,8 +18,10 @@ STAGES = {
 
 def _usage() -> str:
     rows = "\n".join(f"  {name:<9} {text}" for name, text in STAGES.items())
-    return f"usage: forecast <stage> [--config FILE] [--key value ...]\n\nstages:\n{rows}\n\n" \
-           "`forecast <stage> --help` lists a stage's keys; `--print_config` shows the resolved configuration."
+    return (
+        f"usage: forecast <stage> [--config FILE] [--key value ...]\n\nstages:\n{rows}\n\n"
+        "`forecast <stage> --help` lists a stage's keys; `--print_config` shows the resolved configuration."
+    )
 
 
 def _setup_logging() -> None:

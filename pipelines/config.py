@@ -11,8 +11,11 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from forecast.data.config import DataConfig, WindowConfig
 from forecast.errors import ConfigError
 
-# Short flags that work without a config file, rewritten to their full keys before parsing.
-SHORTCUTS: dict[str, tuple[str, Callable[[str], str]]] = {
+# Short flags of the data stages that work without a config file, rewritten to their full keys before
+# parsing. A converter of None marks a flag that takes no value.
+Shortcuts = dict[str, tuple[str, Callable[[str], str] | None]]
+DATA_SHORTCUTS: Shortcuts = {
+    "--overwrite": ("--data.overwrite", None),
     "--source": ("--data.source", str),
     "--variables": ("--data.variables", lambda v: "[" + v + "]"),
     "--output": ("--data.output", str),
@@ -29,42 +32,46 @@ def _period(value: str, flag: str) -> str:
     return f"{{start: '{start}', end: '{end}'}}"
 
 
-def expand_shortcuts(argv: Sequence[str]) -> list[str]:
+def expand_shortcuts(argv: Sequence[str], shortcuts: Shortcuts) -> list[str]:
     """``--source x`` → ``--data.source x``; ``--overwrite`` alone → ``--data.overwrite true``."""
     out: list[str] = []
     args = list(argv)
     while args:
-        arg = args.pop(0)
-        flag, eq, inline = arg.partition("=")
-        if flag == "--overwrite" and not eq:
-            out += ["--data.overwrite", "true"]
-        elif flag in SHORTCUTS:
-            if not eq and not args:
-                raise ConfigError(f"{flag} needs a value.")
-            value = inline if eq else args.pop(0)
-            key, convert = SHORTCUTS[flag]
-            out += [key, convert(value)]
-        else:
-            out.append(arg)
+        flag, eq, inline = args.pop(0).partition("=")
+        if flag not in shortcuts:
+            out.append(flag + eq + inline)
+            continue
+        key, convert = shortcuts[flag]
+        if convert is None:
+            out += [key, inline or "true"]
+            continue
+        if not eq and not args:
+            raise ConfigError(f"{flag} needs a value.")
+        out += [key, convert(inline if eq else args.pop(0))]
     return out
 
 
 def build_parser(stage: str, description: str) -> ArgumentParser:
     """The shared schema; every stage reads the whole experiment file, so a typo anywhere is an error."""
-    parser = ArgumentParser(prog=f"forecast {stage}", description=description, exit_on_error=False,
-                            allow_abbrev=False, default_env=False)
+    parser = ArgumentParser(
+        prog=f"forecast {stage}", description=description, exit_on_error=False, allow_abbrev=False, default_env=False
+    )
     parser.add_argument("--config", action=ActionConfigFile, help="experiment YAML (configs/<name>.yaml)")
-    parser.add_argument("--name", type=str, default="experiment", help="experiment name: runs/<name>/, MLflow experiment")
+    parser.add_argument(
+        "--name", type=str, default="experiment", help="experiment name: runs/<name>/, MLflow experiment"
+    )
     parser.add_argument("--seed", type=int, default=42, help="the one seed every random choice flows from")
     parser.add_class_arguments(DataConfig, "data", help="prepare: sources, selection, splits, the store")
     parser.add_class_arguments(WindowConfig, "windows", help="samples cut from the store")
     return parser
 
 
-def parse(parser: ArgumentParser, argv: Sequence[str]) -> tuple[Namespace, Namespace]:
+def parse(
+    parser: ArgumentParser, argv: Sequence[str], shortcuts: Shortcuts | None = None
+) -> tuple[Namespace, Namespace]:
     """Parse ``argv`` into (raw namespace for saving, instantiated objects); ``ConfigError`` on any mistake."""
     try:
-        cfg = parser.parse_args(expand_shortcuts(argv))
+        cfg = parser.parse_args(expand_shortcuts(argv, shortcuts or {}))
         return cfg, parser.instantiate(cfg)
     except argparse.ArgumentError as exc:
         raise ConfigError(f"{_one_line(exc)} (`{parser.prog} --help` lists every key)") from exc

@@ -9,7 +9,7 @@ from forecast.data.prepare import prepare
 from forecast.data.store import StoreInfo, open_store
 from forecast.data.timeaxis import format_time
 from forecast.data.windows import valid_starts
-from pipelines.config import as_dict, build_parser, parse
+from pipelines.config import DATA_SHORTCUTS, as_dict, build_parser, parse
 
 DESCRIPTION = """Select, check and normalise raw maps; write one analysis-ready Zarr store.
 Without a config file: forecast prepare --source 'era5/*.nc' --variables t2m,z500 --output stores/era5.zarr
@@ -18,7 +18,7 @@ Shortcuts: --source --variables --output --train/--val/--test START/END --overwr
 
 def main(argv: Sequence[str]) -> int:
     parser = build_parser("prepare", DESCRIPTION)
-    cfg, objects = parse(parser, argv)
+    cfg, objects = parse(parser, argv, DATA_SHORTCUTS)
     path = prepare(objects.data, objects.windows, resolved_config=as_dict(parser, cfg))
     info = open_store(path)
     print(summary(info, objects.windows.input_steps + objects.windows.output_steps, objects.windows.stride))

@@ -27,7 +27,8 @@ def compute(*graphs: Any, description: str) -> tuple[Any, ...]:
     """``dask.compute(*graphs)`` showing a bar named ``description``."""
     client = _active_client()
     if client is None:
-        with TqdmCallback(desc=description, unit="task", leave=False, mininterval=0.5):
+        # disable=None: a bar on a terminal, nothing in cron logs and pipes.
+        with TqdmCallback(desc=description, unit="task", leave=False, mininterval=0.5, disable=None):
             return dask.compute(*graphs)
     from distributed import progress
 
@@ -47,8 +48,10 @@ def cluster(scheduler: str) -> Iterator[None]:
     try:
         client = Client(scheduler, timeout="15s")
     except OSError as exc:
-        raise ConfigError(f"data.scheduler: cannot reach the dask scheduler at {scheduler} ({exc}); "
-                          "start it or leave data.scheduler empty to run locally.") from exc
+        raise ConfigError(
+            f"data.scheduler: cannot reach the dask scheduler at {scheduler} ({exc}); "
+            "start it or leave data.scheduler empty to run locally."
+        ) from exc
     try:
         yield
     finally:

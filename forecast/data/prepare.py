@@ -72,8 +72,10 @@ def resolve_splits(index, config: DataConfig, name: str) -> dict[str, SplitRange
         ranges[split] = SplitRange(split, positions.start, positions.stop)
     check_split_ranges(list(ranges.values()))
     if min(r.length for r in ranges.values()) <= 0:
-        raise ConfigError(f"{name}: {len(index)} time steps are too few to split into train/val/test; "
-                          "give longer data or explicit data.splits.")
+        raise ConfigError(
+            f"{name}: {len(index)} time steps are too few to split into train/val/test; "
+            "give longer data or explicit data.splits."
+        )
     return ranges
 
 
@@ -125,8 +127,10 @@ def _store_dataset(the_plan: Plan, statistics: stats.Statistics, sources: list[d
     ds["fields"].attrs = {"long_name": "normalised fields", "units": "1"}
     ds["latitude"].attrs = {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}
     ds["longitude"].attrs = {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}
-    splits = {name: {"index": [r.start, r.stop], "period": [format_time(times[r.start]), format_time(times[r.stop - 1])]}
-              for name, r in the_plan.splits.items()}
+    splits = {
+        name: {"index": [r.start, r.stop], "period": [format_time(times[r.start]), format_time(times[r.stop - 1])]}
+        for name, r in the_plan.splits.items()
+    }
     version = forecast.__version__
     ds.attrs = {
         "forecast_store_format": FORMAT_VERSION,

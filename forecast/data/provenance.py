@@ -43,6 +43,7 @@ def _size(path: Path) -> int:
 
 def content_hash(sources: list[dict[str, Any]], config: dict[str, Any], version: str) -> str:
     """A short id of the store's content: same sources, same settings, same code → same hash."""
-    payload = json.dumps({"sources": [s["sha256"] for s in sources], "config": config, "version": version},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"sources": [s["sha256"] for s in sources], "config": config, "version": version}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -25,8 +25,10 @@ def select_region(ds: xr.Dataset, region: Region, name: str) -> xr.Dataset:
             ds = xr.concat([west_part, ds.sel(longitude=lon <= east)], dim="longitude")
             ds.attrs["longitude_convention"] = "[-180, 180)"
     if ds.sizes["latitude"] == 0 or ds.sizes["longitude"] == 0:
-        raise DataError(f"{name}: data.region {region} selects no grid points; the data covers latitude "
-                        f"{_span(ds, 'latitude')}: widen the box.")
+        raise DataError(
+            f"{name}: data.region {region} selects no grid points; the data covers latitude "
+            f"{_span(ds, 'latitude')}: widen the box."
+        )
     ds.attrs.setdefault("longitude_convention", "[0, 360)")
     return ds
 
@@ -41,8 +43,10 @@ def select_time(ds: xr.Dataset, period: Period | None, name: str) -> xr.Dataset:
         return ds
     out = ds.sel(time=slice(period.start, period.end))
     if out.sizes["time"] == 0:
-        raise DataError(f"{name}: data.time_range {period.start}..{period.end} holds no time step; the data runs "
-                        f"{ds['time'].values[0]} .. {ds['time'].values[-1]}.")
+        raise DataError(
+            f"{name}: data.time_range {period.start}..{period.end} holds no time step; the data runs "
+            f"{ds['time'].values[0]} .. {ds['time'].values[-1]}."
+        )
     return out
 
 
@@ -64,14 +68,18 @@ def stack_channels(ds: xr.Dataset, variables: list[str], levels: list[float], na
         da = ds[var]
         extra = [d for d in da.dims if d not in ("time", "level", *SPATIAL)]
         if extra:
-            raise DataError(f"{name}: variable '{var}' has extra dimension(s) {extra}; select one member/index "
-                            "first (only time, level, latitude, longitude are understood).")
+            raise DataError(
+                f"{name}: variable '{var}' has extra dimension(s) {extra}; select one member/index "
+                "first (only time, level, latitude, longitude are understood)."
+            )
         if "level" in da.dims:
             chosen = levels or [float(v) for v in da["level"].values]
             missing = [lv for lv in chosen if not np.isclose(da["level"].values, lv).any()]
             if missing:
-                raise DataError(f"{name}: variable '{var}' has no level {missing[0]:g}; it has "
-                                f"{', '.join(f'{v:g}' for v in da['level'].values)}.")
+                raise DataError(
+                    f"{name}: variable '{var}' has no level {missing[0]:g}; it has "
+                    f"{', '.join(f'{v:g}' for v in da['level'].values)}."
+                )
             channels += [_channel(da.sel(level=lv, method="nearest"), f"{var}{lv:g}", var, lv) for lv in chosen]
         else:
             channels.append(_channel(da, var, var, np.nan))

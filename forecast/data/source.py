@@ -29,7 +29,7 @@ def resolve_paths(source: str) -> list[Path]:
     if not source:
         raise DataError("No source given: set data.source (or --source) to a NetCDF file, a glob or a Zarr store.")
     if any(ch in source for ch in "*?["):
-        paths = sorted(Path(p) for p in glob.glob(source))
+        paths = sorted(Path(p) for p in glob.glob(source))  # noqa: PTH207 (absolute globs: Path.glob takes relative ones)
         if not paths:
             raise DataError(f"No files match '{source}': check the path, and quote the glob in the shell.")
         return paths
@@ -115,8 +115,9 @@ def _describe(values: np.ndarray | None) -> str:
 
 def _chunk_by_time(ds: xr.Dataset, chunk_mb: float) -> xr.Dataset:
     """Dask chunks of about ``chunk_mb`` along time, whole in space: reads stream, memory stays bounded."""
-    step_bytes = sum(v.dtype.itemsize * v.size // max(v.sizes.get("time", 1), 1)
-                     for v in ds.data_vars.values() if "time" in v.dims)
+    step_bytes = sum(
+        v.dtype.itemsize * v.size // max(v.sizes.get("time", 1), 1) for v in ds.data_vars.values() if "time" in v.dims
+    )
     steps = max(1, int(chunk_mb * 2**20 // max(step_bytes, 1)))
     return ds.chunk({"time": steps})
 
@@ -143,8 +144,10 @@ def open_source(source: str, chunk_mb: float = 16.0) -> tuple[xr.Dataset, list[P
 def select_variables(ds: xr.Dataset, variables: Sequence[str], source: str) -> xr.Dataset:
     """Keep ``variables`` (in that order); ``DataError`` listing what the source has when one is missing."""
     if not variables:
-        raise DataError(f"No variables given for {source}: set data.variables (or --variables), e.g. "
-                        f"--variables {','.join(list(ds.data_vars)[:2])}.")
+        raise DataError(
+            f"No variables given for {source}: set data.variables (or --variables), e.g. "
+            f"--variables {','.join(list(ds.data_vars)[:2])}."
+        )
     missing = [v for v in variables if v not in ds.data_vars]
     if missing:
         have = ", ".join(v for v in ds.data_vars if {"latitude", "longitude"} <= set(ds[v].dims))

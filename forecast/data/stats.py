@@ -29,14 +29,17 @@ def statistics_graph(train: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, x
     return data.notnull().sum("time"), data.sum("time", skipna=True), (data * data).sum("time", skipna=True)
 
 
-def finish_statistics(count: np.ndarray, total: np.ndarray, squares: np.ndarray, channels: list[str],
-                      name: str) -> Statistics:
+def finish_statistics(
+    count: np.ndarray, total: np.ndarray, squares: np.ndarray, channels: list[str], name: str
+) -> Statistics:
     """Reduce the per-point sums to per-channel statistics; ``DataError`` for a channel with no data at all."""
     per_channel = count.sum(axis=(1, 2))
     empty = [c for c, n in zip(channels, per_channel, strict=True) if n == 0]
     if empty:
-        raise DataError(f"{name}: variable '{empty[0]}' is entirely NaN in the training period; "
-                        "check the file's _FillValue/missing_value or drop the variable.")
+        raise DataError(
+            f"{name}: variable '{empty[0]}' is entirely NaN in the training period; "
+            "check the file's _FillValue/missing_value or drop the variable."
+        )
     mean = total.sum(axis=(1, 2)) / per_channel
     variance = squares.sum(axis=(1, 2)) / per_channel - mean**2
     std = np.sqrt(np.clip(variance, 0.0, None))

@@ -27,8 +27,9 @@ def latitude_weights(latitude: np.ndarray) -> np.ndarray:
     if lat.size == 1:
         return np.ones(1)
     mid = (lat[1:] + lat[:-1]) / 2
-    bounds = np.concatenate([[max(lat[0] - (mid[0] - lat[0]), -np.pi / 2)], mid,
-                             [min(lat[-1] + (lat[-1] - mid[-1]), np.pi / 2)]])
+    bounds = np.concatenate(
+        [[max(lat[0] - (mid[0] - lat[0]), -np.pi / 2)], mid, [min(lat[-1] + (lat[-1] - mid[-1]), np.pi / 2)]]
+    )
     weights = np.abs(np.sin(bounds[1:]) - np.sin(bounds[:-1]))
     return weights / weights.mean()
 
@@ -96,11 +97,15 @@ def open_store(path: str | Path) -> StoreInfo:
     """Read a store's small arrays and attributes; ``DataError`` if ``path`` is not a prepared store."""
     path = Path(path)
     try:
-        ds = xr.open_zarr(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=None), chunks=None, consolidated=False)
+        ds = xr.open_zarr(
+            path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=None), chunks=None, consolidated=False
+        )
     except Exception as exc:
         raise DataError(f"{path}: not a readable store ({exc}); run `forecast prepare` first.") from exc
     if ds.attrs.get("forecast_store_format") != FORMAT_VERSION or "fields" not in ds:
-        raise DataError(f"{path}: not a store written by `forecast prepare` (format {FORMAT_VERSION}); prepare it again.")
+        raise DataError(
+            f"{path}: not a store written by `forecast prepare` (format {FORMAT_VERSION}); prepare it again."
+        )
     splits = json.loads(ds.attrs["splits"])
     return StoreInfo(
         path=path,

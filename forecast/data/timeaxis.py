@@ -44,21 +44,30 @@ def check_time_axis(times: np.ndarray, name: str) -> TimeAxis:
     zero = pd.Timedelta(0)
     if (deltas == zero).any():
         i = int(np.argmax(deltas == zero))
-        raise DataError(f"{name}: duplicate time {format_time(times[i])} (steps {i} and {i + 1}); "
-                        "remove the repeated file or steps.")
+        raise DataError(
+            f"{name}: duplicate time {format_time(times[i])} (steps {i} and {i + 1}); "
+            "remove the repeated file or steps."
+        )
     if (deltas < zero).any():
         i = int(np.argmax(deltas < zero))
-        raise DataError(f"{name}: time goes backwards at step {i + 1} ({format_time(times[i])} then "
-                        f"{format_time(times[i + 1])}); "
-                        "sort the data by time or fix the file's time axis.")
+        raise DataError(
+            f"{name}: time goes backwards at step {i + 1} ({format_time(times[i])} then "
+            f"{format_time(times[i + 1])}); "
+            "sort the data by time or fix the file's time axis."
+        )
     step = _regular_step(times, deltas)
     breaks = np.asarray(deltas != step) if step is not None else np.zeros(deltas.size, bool)
     step = step if step is not None else deltas[0]
     gaps = [(format_time(times[i]), format_time(times[i + 1])) for i in np.flatnonzero(breaks)]
     if gaps:
         shown = "; ".join(f"{a} → {b}" for a, b in gaps[:5]) + (f"; … ({len(gaps)} in all)" if len(gaps) > 5 else "")
-        log.warning("%s: time step is %s but has %d gap(s): %s. Windows will not cross them.", name, format_step(step),
-                    len(gaps), shown)
+        log.warning(
+            "%s: time step is %s but has %d gap(s): %s. Windows will not cross them.",
+            name,
+            format_step(step),
+            len(gaps),
+            shown,
+        )
     segment = np.concatenate([[0], np.cumsum(breaks)]).astype(np.int32)
     return TimeAxis(step=step, segment=segment, gaps=gaps)
 
@@ -89,9 +98,11 @@ def period_slice(index: pd.Index, start: str, end: str, what: str) -> slice:
     try:
         lo, hi = index.slice_locs(start, end)
     except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{what}: '{start}'..'{end}' is not a valid period ({exc}); use ISO dates like 2001-01-31.") \
-            from exc
+        raise DataError(
+            f"{what}: '{start}'..'{end}' is not a valid period ({exc}); use ISO dates like 2001-01-31."
+        ) from exc
     if hi <= lo:
-        raise DataError(f"{what}: {start}..{end} lies outside the data ({index[0]} .. {index[-1]}); "
-                        "choose dates inside it.")
+        raise DataError(
+            f"{what}: {start}..{end} lies outside the data ({index[0]} .. {index[-1]}); choose dates inside it."
+        )
     return slice(int(lo), int(hi))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +36,12 @@ def default_split_ranges(n_times: int, fraction: float = 0.1) -> dict[str, tuple
 def check_split_ranges(ranges: list[SplitRange]) -> None:
     """``ConfigError`` when two splits share a time step."""
     ordered = sorted(ranges, key=lambda r: r.start)
-    for first, second in zip(ordered, ordered[1:], strict=False):
+    for first, second in itertools.pairwise(ordered):
         if second.start < first.stop:
-            raise ConfigError(f"splits '{first.name}' and '{second.name}' overlap; "
-                              f"give data.splits periods that do not share any time step.")
+            raise ConfigError(
+                f"splits '{first.name}' and '{second.name}' overlap; "
+                f"give data.splits periods that do not share any time step."
+            )
 
 
 def valid_starts(segment: np.ndarray, split: SplitRange, length: int, stride: int = 1) -> np.ndarray:

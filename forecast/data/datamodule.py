@@ -1,0 +1,84 @@
+"""The ``LightningDataModule`` over a prepared store: one ``WindowDataset`` per split, DDP-ready loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from forecast.data.dataset import WindowDataset
+from forecast.data.store import StoreInfo, open_store
+from forecast.data.windows import SPLITS
+from forecast.errors import ConfigError
+
+
+class ForecastDataModule(pl.LightningDataModule):
+    """Loaders of windows from ``store``; under DDP Lightning gives each rank its share of the train split.
+
+    Args:
+        store: path of a store written by ``forecast prepare``.
+        input_steps, output_steps, stride: the windows (see ``WindowConfig``).
+        batch_size: samples per batch on each device.
+        num_workers: DataLoader worker processes (0 reads in the training process).
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        input_steps: int,
+        output_steps: int,
+        stride: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.store = Path(store)
+        self.input_steps, self.output_steps, self.stride = input_steps, output_steps, stride
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.datasets: dict[str, WindowDataset] = {}
+        self._info: StoreInfo | None = None
+
+    @property
+    def info(self) -> StoreInfo:
+        if self._info is None:
+            self._info = open_store(self.store)
+        return self._info
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in SPLITS:
+            if split not in self.datasets:
+                dataset = WindowDataset(self.info, split, self.input_steps, self.output_steps, self.stride)
+                if len(dataset) == 0:
+                    raise ConfigError(
+                        f"{self.store}: the '{split}' split holds no window of "
+                        f"{self.input_steps}+{self.output_steps} steps without a gap; "
+                        "shorten the windows or lengthen the split."
+                    )
+                self.datasets[split] = dataset
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            # forkserver: workers never inherit the parent's dask/zarr threads and locks (fork can deadlock).
+            multiprocessing_context="forkserver" if workers else None,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -42,7 +42,7 @@ data/demo/.complete: configs/synthetic/demo.yaml | $(INSTALLED)
 
 data/hadcm3/A1B_north_america.nc: | $(INSTALLED)
 	@mkdir -p $(@D)
-	$(BIN)/python -c "import iris_sample_data, shutil; shutil.copy(iris_sample_data.path / 'A1B_north_america.nc', '$@')"
+	$(BIN)/python -c "import iris_sample_data, shutil; shutil.copy(iris_sample_data.path + '/A1B_north_america.nc', '$@')"
 
 test: $(INSTALLED)  ## install if needed, then run the test suite
 	$(BIN)/python -m pytest -q

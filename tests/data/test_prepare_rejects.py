@@ -11,12 +11,21 @@ import pytest
 
 from tests.conftest import cf_dataset, write_split
 
-
 SMALL_WINDOWS = ("--windows.input_steps", "2", "--windows.output_steps", "2")
 
 
 def prepare_args(source, output, *extra):
-    return ["prepare", "--source", str(source), "--variables", "t2m,tp", "--output", str(output), *SMALL_WINDOWS, *extra]
+    return [
+        "prepare",
+        "--source",
+        str(source),
+        "--variables",
+        "t2m,tp",
+        "--output",
+        str(output),
+        *SMALL_WINDOWS,
+        *extra,
+    ]
 
 
 def assert_rejected(result, output, *fragments):
@@ -53,7 +62,9 @@ def test_prepare_rejects_truncated_file(run_cli, tmp_path, source_dir):
 
 def test_prepare_rejects_missing_variable_and_lists_what_exists(run_cli, tmp_path, source_dir):
     out = tmp_path / "store.zarr"
-    result = run_cli("prepare", "--source", source_dir / "*.nc", "--variables", "t2m,msl", "--output", out, *SMALL_WINDOWS)
+    result = run_cli(
+        "prepare", "--source", source_dir / "*.nc", "--variables", "t2m,msl", "--output", out, *SMALL_WINDOWS
+    )
     assert_rejected(result, out, "variable 'msl' not found", "it has: t2m, tp")
 
 
@@ -117,7 +128,9 @@ def test_prepare_rejects_overlapping_splits(run_cli, tmp_path, source_dir):
 
 def test_prepare_rejects_windows_longer_than_a_split(run_cli, tmp_path, source_dir):
     out = tmp_path / "store.zarr"
-    result = run_cli(*prepare_args(source_dir / "*.nc", out, "--windows.input_steps", "4", "--windows.output_steps", "3"))
+    result = run_cli(
+        *prepare_args(source_dir / "*.nc", out, "--windows.input_steps", "4", "--windows.output_steps", "3")
+    )
     assert_rejected(result, out, "split 'val' has 4 time steps but one window needs 7")
 
 
@@ -156,8 +169,13 @@ def test_gap_is_a_warning_and_prepare_succeeds(run_cli, tmp_path, six_hourly, ca
 
 def test_expected_error_prints_no_traceback_from_the_console_script(tmp_path):
     out = tmp_path / "store.zarr"
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *prepare_args(tmp_path / "none*.nc", out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *prepare_args(tmp_path / "none*.nc", out)],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines()[-1].startswith("error: No files match")
     assert "Traceback" not in proc.stderr

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 import forecast
@@ -98,7 +97,10 @@ def prepare(config: DataConfig, windows: WindowConfig | None = None, resolved_co
         ds = _store_dataset(the_plan, statistics, sources, settings)
         output = Path(config.output)
         chunks = the_plan.fields.data.chunksize
-        encoding = {"fields": {"chunks": chunks, "compressors": None}}  # uncompressed: memory-mapped by training
+        encoding = {
+            "fields": {"chunks": chunks, "compressors": None},  # uncompressed: memory-mapped by training
+            "time": {"calendar": ds.attrs["calendar"]},
+        }
         write_atomically(ds, output, encoding, lambda delayed: compute(delayed, description=f"writing {output}"))
     log.info("wrote %s: %s", output, dict(ds["fields"].sizes))
     return output
@@ -145,10 +147,6 @@ def _store_dataset(the_plan: Plan, statistics: stats.Statistics, sources: list[d
         "content_hash": content_hash(sources, settings, version),
         "longitude_convention": the_plan.attrs.get("longitude_convention", "[0, 360)"),
         "source_latitude_order": the_plan.attrs.get("source_latitude_order", "ascending"),
-        "calendar": _calendar(times),
+        "calendar": the_plan.attrs["calendar"],
     }
     return ds
-
-
-def _calendar(times: np.ndarray) -> str:
-    return getattr(times[0], "calendar", "proleptic_gregorian") if times.dtype == object else "proleptic_gregorian"

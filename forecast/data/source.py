@@ -131,12 +131,14 @@ def open_source(source: str, chunk_mb: float = 16.0) -> tuple[xr.Dataset, list[P
     parts = [_chunk_by_time(normalise_longitudes(canonicalise(_open_one(p), str(p))), chunk_mb) for p in paths]
     for path, part in zip(paths[1:], parts[1:], strict=True):
         _same_grid(parts[0], part, paths[0], path)
+    calendar = parts[0]["time"].encoding.get("calendar", "standard")
     if len(parts) == 1:
+        parts[0].attrs["calendar"] = calendar
         return parts[0], paths
     order = np.argsort([part["time"].values[0] for part in parts], kind="stable")
     ordered = [parts[i] for i in order]
     ds = xr.concat(ordered, dim="time", data_vars="minimal", coords="minimal", compat="override", join="override")
-    ds.attrs = dict(ordered[0].attrs)
+    ds.attrs = {**ordered[0].attrs, "calendar": calendar}
     log.info("opened %d files of %s: %d time steps", len(paths), source, ds.sizes["time"])
     return ds, [paths[i] for i in order]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,26 +16,29 @@ import xarray as xr
 log = logging.getLogger(__name__)
 
 G = 9.80665  # m s-2: geopotential = G * geopotential height
+TWO_PI = 2 * math.pi
 DIMS = ("time", "latitude", "longitude")
-# name -> (standard_name, long_name, units); the formulas are the `_Weather._<name>` methods.
-VARIABLES: dict[str, tuple[str, str, str]] = {
-    "t2m": ("air_temperature", "2 metre temperature", "K"),
-    "tp": ("precipitation_amount", "total precipitation over one time step", "kg m-2"),
-    "sst": ("sea_surface_temperature", "sea surface temperature", "K"),
-    "z500": ("geopotential", "geopotential at 500 hPa", "m2 s-2"),
-    "u10": ("eastward_wind", "10 metre eastward wind", "m s-1"),
-    "v10": ("northward_wind", "10 metre northward wind", "m s-1"),
+# name -> (standard_name, long_name, units, scale that `noise` is relative to); formulas: `_Weather._<name>`.
+VARIABLES: dict[str, tuple[str, str, str, float]] = {
+    "t2m": ("air_temperature", "2 metre temperature", "K", 10.0),
+    "tp": ("precipitation_amount", "total precipitation over one time step", "kg m-2", 1.0),
+    "sst": ("sea_surface_temperature", "sea surface temperature", "K", 5.0),
+    "z500": ("geopotential", "geopotential at 500 hPa", "m2 s-2", 1000.0),
+    "u10": ("eastward_wind", "10 metre eastward wind", "m s-1", 5.0),
+    "v10": ("northward_wind", "10 metre northward wind", "m s-1", 5.0),
 }
-NOISE_SCALE = {"t2m": 10.0, "tp": 1.0, "sst": 5.0, "z500": 1000.0, "u10": 5.0, "v10": 5.0}  # `noise` is relative to these
 YEAR_DAYS = {"360_day": 360.0, "noleap": 365.0, "365_day": 365.0, "all_leap": 366.0, "366_day": 366.0}
 RELAX = math.exp(-1 / 8)  # the anomaly forgets its past in ~8 steps, so sources can grow and decay features
 DIFFUSION = 0.05  # cells² per step, on top of the smoothing that bilinear interpolation does anyway
-TWO_PI = 2 * math.pi
 
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """What to generate: sizes, variables, time axis (any pandas step, any cftime calendar) and grid."""
+    """What to generate: sizes, variables, time axis (any pandas step, any cftime calendar) and grid.
+
+    ``noise`` is the standard deviation of white noise relative to each variable's scale (10 K for t2m);
+    ``land_mask`` blanks ``sst`` over smooth random continents.
+    """
 
     n_times: int = 240
     n_lat: int = 32
@@ -53,11 +57,10 @@ class SyntheticSpec:
         unknown = [name for name in self.variables if name not in VARIABLES]
         if unknown or not self.variables:
             raise ValueError(f"Unknown synthetic variable(s) {unknown}; known ones are: {', '.join(VARIABLES)}.")
-        if self.n_times < 1 or self.n_lat < 2 or self.n_lon < 2:
-            raise ValueError(f"Synthetic sizes must be n_times >= 1, n_lat >= 2, n_lon >= 2; got {self.n_times}, "
-                             f"{self.n_lat}, {self.n_lon}.")
-        if not -90 <= self.lat_range[0] < self.lat_range[1] <= 90 or self.noise < 0:
-            raise ValueError(f"lat_range {self.lat_range} must rise within [-90, 90] and noise {self.noise} be >= 0.")
+        if self.n_times < 1 or self.n_lat < 2 or self.n_lon < 2 or self.noise < 0:
+            raise ValueError(f"Synthetic spec needs n_times >= 1, n_lat >= 2, n_lon >= 2 and noise >= 0: {self}.")
+        if not -90 <= self.lat_range[0] < self.lat_range[1] <= 90:
+            raise ValueError(f"Synthetic lat_range {self.lat_range} must increase within [-90, 90].")
 
 
 def grid(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -70,35 +73,9 @@ def grid(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def time_axis(spec: SyntheticSpec, periods: int | None = None) -> xr.CFTimeIndex | pd.DatetimeIndex:
     """The first ``periods`` (default all) valid times: numpy datetimes for "standard", else cftime objects."""
-    return xr.date_range(spec.start, periods=spec.n_times if periods is None else periods, freq=spec.freq,
-                         calendar=spec.calendar, use_cftime=spec.calendar != "standard")
-
-
-def _wrap(d: np.ndarray, n: int) -> np.ndarray:
-    """Shortest signed distance on a periodic axis of ``n`` cells."""
-    return (d + n / 2) % n - n / 2
-
-
-def _bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sample ``field [lat, lon]`` at fractional cell positions ``x, y``; periodic in lon, clamped in lat."""
-    ny, nx = field.shape
-    y = np.clip(y, 0, ny - 1)
-    x0, y0 = np.floor(x), np.minimum(np.floor(y), ny - 2)
-    fx, fy = x - x0, y - y0
-    i0 = x0.astype(np.intp) % nx
-    i1 = (i0 + 1) % nx
-    j0 = y0.astype(np.intp) * nx  # row offsets into the flat field: one gather instead of 2-D fancy indexing
-    j1 = j0 + nx
-    flat = field.ravel()
-    south = (1 - fx) * flat[j0 + i0] + fx * flat[j0 + i1]
-    north = (1 - fx) * flat[j1 + i0] + fx * flat[j1 + i1]
-    return (1 - fy) * south + fy * north
-
-
-def _laplacian(q: np.ndarray) -> np.ndarray:
-    """Five-point Laplacian of ``q [lat, lon]`` in cell units; periodic in lon, no flux through the lat edges."""
-    rows = np.concatenate([q[:1], q, q[-1:]])
-    return np.roll(q, 1, axis=1) + np.roll(q, -1, axis=1) + rows[:-2] + rows[2:] - 4 * q
+    periods = spec.n_times if periods is None else periods
+    use_cftime = spec.calendar != "standard"
+    return xr.date_range(spec.start, periods=periods, freq=spec.freq, calendar=spec.calendar, use_cftime=use_cftime)
 
 
 def land_mask(spec: SyntheticSpec) -> np.ndarray:
@@ -114,14 +91,44 @@ def land_mask(spec: SyntheticSpec) -> np.ndarray:
     return height > np.quantile(height, 1 - rng.uniform(0.25, 0.4))
 
 
+def _wrap(d: np.ndarray, n: int) -> np.ndarray:
+    """Shortest signed distance on a periodic axis of ``n`` cells."""
+    return (d + n / 2) % n - n / 2
+
+
+def _bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample ``field [lat, lon]`` at fractional cell positions ``x, y``; periodic in lon, clamped in lat."""
+    ny, nx = field.shape
+    # Wrap by padding columns rather than `% nx` on every index: integer modulo was the slowest step.
+    pad = min(int(max(-x.min(), x.max() - nx, 0)) + 2, nx)
+    wide = np.concatenate([field[:, nx - pad :], field, field[:, :pad]], axis=1).ravel()  # [lat*(lon+2*pad)]
+    width = nx + 2 * pad
+    x, y = np.clip(x, 1 - pad, nx + pad - 2), np.clip(y, 0, ny - 1)
+    x0, y0 = np.floor(x), np.minimum(np.floor(y), ny - 2)
+    fx, fy = x - x0, y - y0
+    sw = y0.astype(np.int32) * width + x0.astype(np.int32) + pad  # flat index of each south-west neighbour
+    south = wide.take(sw) * (1 - fx) + wide.take(sw + 1) * fx
+    north = wide.take(sw + width) * (1 - fx) + wide.take(sw + width + 1) * fx
+    return (1 - fy) * south + fy * north
+
+
+def _laplacian(q: np.ndarray) -> np.ndarray:
+    """Five-point Laplacian of ``q [lat, lon]`` in cells⁻²; periodic in lon, no flux through the lat edges."""
+    rows = np.concatenate([q[:1], q, q[-1:]])
+    return np.roll(q, 1, axis=1) + np.roll(q, -1, axis=1) + rows[:-2] + rows[2:] - 4 * q
+
+
 class _Weather:
-    """Shared state in grid-cell units: anomaly ``q [lat, lon]`` (dimensionless, about ±1.5) relaxed towards
-    3-6 Gaussian sources that ride the wind and wax and wane, advected semi-Lagrangian by a wind (cells/step)
-    made of a drift turning slowly round the compass plus travelling vortices."""
+    """The state shared by all variables, in grid cells and steps.
+
+    Anomaly ``q [lat, lon]`` (dimensionless, mostly within ±2) is advected semi-Lagrangian by a wind
+    made of a westerly drift whose direction swings slowly plus travelling vortices, diffused, and
+    relaxed towards 3-6 Gaussian sources that ride the same wind and grow from nothing and decay.
+    """
 
     def __init__(self, spec: SyntheticSpec) -> None:
         rng = np.random.default_rng((spec.seed, 0))
-        # Separate streams, so noise=0 and noise>0 see the same weather.
+        # Separate streams, so that noise=0 and noise>0 see the same weather.
         self.spec, self.rng, self.noise_rng = spec, rng, np.random.default_rng((spec.seed, 2))
         lat, lon = grid(spec)
         ny, nx = self.ny, self.nx = spec.n_lat, spec.n_lon
@@ -129,56 +136,65 @@ class _Weather:
         self.taper = np.sin(np.pi * (self.y[:, :1] + 0.5) / ny)  # [lat, 1]: no flow through the lat edges
         self.sinlat = np.sin(np.deg2rad(lat)).astype(np.float32)[:, None]  # [lat, 1]
         self.sin2 = self.sinlat**2
-        self.lon_hours = (lon / 15).astype(np.float32)[None, :]  # [1, lon] local solar time offset
+        self.coriolis = np.clip(4 * self.sinlat, -1, 1)  # [lat, 1]: sign of f, fading out near the equator
+        self.lon_hours = (lon / 15).astype(np.float32)[None, :]  # [1, lon]: local solar time minus UTC
         self.land = land_mask(spec) if spec.land_mask else None
         first, second = time_axis(spec, 2)
-        self.sub_daily = pd.Timedelta(second - first) < pd.Timedelta(days=1)  # else the diurnal cycle aliases
+        self.sub_daily = pd.Timedelta(second - first) < pd.Timedelta(days=1)  # else a diurnal cycle aliases
+        self.year = YEAR_DAYS.get(spec.calendar, 365.25)
         self.length = max(0.08 * nx, 2.0)  # typical feature width, cells
         k = rng.integers(3, 7)
         self.bx, self.by = rng.uniform(0, nx, k), rng.uniform(0, ny, k)  # source centres, cells
         self.width = rng.uniform(0.7, 1.3, k) * self.length
-        self.amp = (-1.0) ** np.arange(k) * rng.uniform(1.5, 2.5, k)  # alternate signs: both highs and lows
+        self.amp = (-1.0) ** np.arange(k) * rng.uniform(1.5, 2.5, k)  # alternate signs: highs and lows
         self.life = rng.uniform(40, 160, k)  # steps from birth to death
-        self.born = -rng.uniform(0, self.life)  # step of each source's current birth
-        self.turn, self.turn_phase = rng.uniform(200, 500), rng.uniform(0, TWO_PI)  # steps per turn of the drift
+        self.born = -rng.uniform(0, self.life)  # step of each source's latest birth
+        self.turn, self.turn_phase = rng.uniform(200, 500), rng.uniform(0, TWO_PI)  # drift swing period, steps
         self.eddy, self.eddy_phase = rng.uniform(100, 300), rng.uniform(0, TWO_PI)  # vortex period, steps
+        self.pairs = max(1, round(nx / ny))  # vortex pairs round the domain: keeps them roughly round
         self.q = self._sources(0)
         self.q_slow = self.q.copy()  # the ocean's slow memory of the anomaly
 
     def wind(self, n: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Wind ``u, v`` in cells per step at step ``n``, any shape, at most ~1.4; ``v`` before the edge taper."""
-        # A westerly drift of 0.9 cells/step whose direction swings slowly up to 60° either side of east.
+        """Wind ``u, v`` (cells/step, at most ~1.5) at step ``n`` and positions ``x, y``; ``v`` untapered."""
+        # A 0.9 cells/step drift whose direction swings slowly up to 60° either side of east.
         theta = math.pi / 3 * math.sin(TWO_PI * n / self.turn + self.turn_phase)
-        # Vortices from a streamfunction sin(2x')sin(πy'): non-divergent, periodic in lon.
-        phase = TWO_PI * (2 * x / self.nx + n / self.eddy) + self.eddy_phase
-        u = 0.9 * math.cos(theta) - 0.15 * self.nx / self.ny * np.sin(phase) * np.cos(np.pi * (y + 0.5) / self.ny)
-        v = 0.9 * math.sin(theta) + 0.5 * np.cos(phase)
-        return u, v
+        # Vortices from the streamfunction sin(pairs·2πx/nx)·sin(πy/ny): non-divergent, periodic in lon.
+        phase = TWO_PI * (self.pairs * x / self.nx + n / self.eddy) + self.eddy_phase
+        u_eddy = 0.25 * self.nx / (self.pairs * self.ny) * np.sin(phase) * np.cos(np.pi * (y + 0.5) / self.ny)
+        return 0.9 * math.cos(theta) - u_eddy, 0.9 * math.sin(theta) + 0.5 * np.cos(phase)
 
     def _sources(self, n: int) -> np.ndarray:
         """Sum of the Gaussian sources ``[lat, lon]`` at step ``n``; each grows from 0 to ``amp`` and back."""
-        # Fade out towards the lat edges, where a source leaving one edge re-enters at the other.
-        amp = self.amp * np.sin(np.pi * (n - self.born) / self.life) ** 2 * np.sin(np.pi * self.by / self.ny)  # [K]
+        # Faded towards the lat edges, where a source leaving one edge re-enters at the other.
+        amp = self.amp * np.sin(np.pi * (n - self.born) / self.life) ** 2 * np.sin(np.pi * self.by / self.ny)
         gx = np.exp(-0.5 * (_wrap(np.arange(self.nx) - self.bx[:, None], self.nx) / self.width[:, None]) ** 2)
         gy = np.exp(-0.5 * ((np.arange(self.ny) - self.by[:, None]) / self.width[:, None]) ** 2)  # [K, lat]
         return ((gy * amp[:, None]).T @ gx).astype(np.float32)  # [lat, K] @ [K, lon] -> [lat, lon]
 
     def step(self, n: int, day: float, hour: float) -> dict[str, np.ndarray]:
-        """Fields ``[lat, lon]`` float32 of every requested variable at step ``n``, then advance one step."""
-        self.u, self.v = self.wind(n, self.x, self.y)
-        self.v *= self.taper
-        self.season = math.cos(TWO_PI * (day - 20) / YEAR_DAYS.get(self.spec.calendar, 365.25))  # +1 ~20 Jan
-        self.ocean_season = math.cos(TWO_PI * (day - 60) / YEAR_DAYS.get(self.spec.calendar, 365.25))
+        """Fields ``[lat, lon]`` float32 of the spec's variables at step ``n`` (day of year from 0, UTC
+        hour), then advance the state to step ``n + 1``."""
+        self.u, self.v = self.wind(n, self.x[:1], self.y[:, :1])  # [lat, lon] and [1, lon]
+        self.v = self.v * self.taper  # [lat, lon]
+        self.season = math.cos(TWO_PI * (day - 20) / self.year)  # +1 around 20 January: northern winter
+        self.ocean_season = math.cos(TWO_PI * (day - 60) / self.year)  # the sea lags the air
         self.hour = hour
+        noise = self._noise()
         names = self.spec.variables
-        noise = (self.noise_rng.standard_normal((len(names), self.ny, self.nx), dtype=np.float32) * self.spec.noise
-                 if self.spec.noise > 0 else np.zeros((len(names), 1, 1), np.float32))
-        fields = {name: getattr(self, f"_{name}")(noise[i] * NOISE_SCALE[name]) for i, name in enumerate(names)}
+        fields = {name: getattr(self, f"_{name}")(noise[i] * VARIABLES[name][3]) for i, name in enumerate(names)}
         self._advance(n)
         return fields
 
+    def _noise(self) -> np.ndarray:
+        """White noise ``[variable, lat, lon]`` of std ``spec.noise``: uniform, 5x cheaper than normal."""
+        if self.spec.noise == 0:
+            return np.zeros((len(self.spec.variables), 1, 1), np.float32)
+        shape = (len(self.spec.variables), self.ny, self.nx)
+        return (self.noise_rng.random(shape, np.float32) - 0.5) * np.float32(math.sqrt(12) * self.spec.noise)
+
     def _advance(self, n: int) -> None:
-        q = _bilinear(self.q, self.x - self.u, self.y - self.v)  # departure points one step upwind
+        q = _bilinear(self.q, self.x - self.u, self.y - self.v)  # value at the departure point, one step upwind
         q += DIFFUSION * _laplacian(q)
         u, v = self.wind(n, self.bx, self.by)
         self.bx, self.by = (self.bx + u) % self.nx, (self.by + v) % self.ny
@@ -191,14 +207,14 @@ class _Weather:
 
     def _t2m(self, eps: np.ndarray) -> np.ndarray:
         t2m = 288 - 30 * self.sin2 - 10 * self.sinlat * self.season + 6 * self.q + eps
-        if self.sub_daily:  # peak at 15 h local solar time, a wave running west with the sun
-            t2m = t2m + 3 * np.cos(TWO_PI * (self.hour + self.lon_hours - 15) / 24)
+        if self.sub_daily:  # peak at 15 h local solar time: a wave running west with the sun
+            t2m += 3 * np.cos(TWO_PI * (self.hour + self.lon_hours - 15) / 24)
         return t2m
 
     def _tp(self, eps: np.ndarray) -> np.ndarray:
         # Only the strongest positive anomalies rain: mostly zeros with sharp positive cells.
-        rain = np.maximum(self.q - 0.3 + eps, 0)
-        return 8 * rain * np.sqrt(rain)  # rain**1.5, at a fraction of the cost of pow
+        rain = np.maximum(self.q - 0.2 + eps, 0)
+        return 8 * rain * np.sqrt(rain)  # rain**1.5 at a fraction of the cost of pow
 
     def _sst(self, eps: np.ndarray) -> np.ndarray:
         sst = 301 - 28 * self.sin2 - 3 * self.sinlat * self.ocean_season + 1.5 * self.q_slow + eps
@@ -209,18 +225,12 @@ class _Weather:
         return G * (5880 - 700 * self.sin2 - 60 * self.sinlat * self.season + 80 * self.q) + eps
 
     def _u10(self, eps: np.ndarray) -> np.ndarray:
-        # Geostrophic part: flow along the anomaly's contours, clockwise round highs in the north.
-        return 5 * self.u - 3 * self.length * np.sign(self.sinlat) * np.gradient(self.q, axis=0) + eps
+        # Geostrophic part: along the anomaly's contours, clockwise round highs in the north.
+        return 5 * self.u - 3 * self.length * self.coriolis * np.gradient(self.q, axis=0) + eps
 
     def _v10(self, eps: np.ndarray) -> np.ndarray:
         dq_dx = 0.5 * (np.roll(self.q, -1, axis=1) - np.roll(self.q, 1, axis=1))
-        return 5 * self.v + 3 * self.length * np.sign(self.sinlat) * dq_dx + eps
-
-
-def _day_and_hour(times: xr.CFTimeIndex | pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
-    """Day of year from 0 (fractional) and UTC hour, ``[time]`` float64, on the index's own calendar."""
-    hour = np.asarray(times.hour, float) + np.asarray(times.minute, float) / 60
-    return np.asarray(times.dayofyear, float) - 1 + hour / 24, hour
+        return 5 * self.v + 3 * self.length * self.coriolis * dq_dx + eps
 
 
 def _dataset(spec: SyntheticSpec, data: dict[str, np.ndarray], times: pd.Index) -> xr.Dataset:
@@ -228,27 +238,25 @@ def _dataset(spec: SyntheticSpec, data: dict[str, np.ndarray], times: pd.Index) 
     lat, lon = grid(spec)
     coords = {
         "time": ("time", times, {"standard_name": "time", "long_name": "time", "axis": "T"}),
-        "latitude": ("latitude", lat, {"units": "degrees_north", "standard_name": "latitude",
-                                       "long_name": "latitude", "axis": "Y"}),
-        "longitude": ("longitude", lon, {"units": "degrees_east", "standard_name": "longitude",
-                                         "long_name": "longitude", "axis": "X"}),
+        "latitude": ("latitude", lat, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+        "longitude": ("longitude", lon, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
     }
     data_vars = {}
     for name, values in data.items():
-        standard_name, long_name, units = VARIABLES[name]
+        standard_name, long_name, units, _ = VARIABLES[name]
         attrs = {"units": units, "standard_name": standard_name, "long_name": long_name}
         data_vars[name] = (DIMS, values, attrs | ({"cell_methods": "time: sum"} if name == "tp" else {}))
     attrs = {"Conventions": "CF-1.8", "title": "Synthetic weather maps", "source": "forecast.data.synthetic",
-             "history": f"Generated by forecast.data.synthetic from {spec!r}."}
+             "history": f"Generated by forecast.data.synthetic from {spec!r}."}  # fmt: skip
     return xr.Dataset(data_vars, coords, attrs)
 
 
 def _blocks(spec: SyntheticSpec, sizes: Sequence[int]) -> Iterator[xr.Dataset]:
     """Consecutive datasets of ``sizes[i]`` steps; the weather state runs on from one block to the next."""
     times = time_axis(spec)
-    day, hour = _day_and_hour(times)
-    weather = _Weather(spec)
-    start = 0
+    hour = np.asarray(times.hour, float) + np.asarray(times.minute, float) / 60
+    day = np.asarray(times.day_of_year, float) - 1 + hour / 24  # on the index's own calendar
+    weather, start = _Weather(spec), 0
     for size in sizes:
         data = {name: np.empty((size, spec.n_lat, spec.n_lon), np.float32) for name in spec.variables}
         for i, n in enumerate(range(start, start + size)):
@@ -265,44 +273,47 @@ def iter_blocks(spec: SyntheticSpec, block_steps: int) -> Iterator[xr.Dataset]:
 
 
 def synthetic_dataset(spec: SyntheticSpec) -> xr.Dataset:
-    """The whole series in memory ``[time, latitude, longitude]`` float32 (small sizes: tests, demo)."""
+    """The whole series in memory, ``[time, latitude, longitude]`` float32 (small sizes: tests, demo)."""
     return next(_blocks(spec, [spec.n_times]))
 
 
-def _encoding(ds: xr.Dataset, spec: SyntheticSpec) -> dict[str, dict]:
-    t0 = time_axis(spec, 1)[0]
-    encoding: dict[str, dict] = {name: {"dtype": "float32"} for name in ds.data_vars}
-    encoding["time"] = {"units": f"hours since {t0.strftime('%Y-%m-%d %H:%M:%S')}", "calendar": spec.calendar,
-                        "dtype": "float64"}
-    encoding["latitude"] = encoding["longitude"] = {"_FillValue": None}  # CF: coordinates have no missing values
-    return encoding
-
-
-def write_synthetic(directory: str | Path, spec: SyntheticSpec, *, n_files: int = 4, prefix: str = "synthetic",
-                    engine: str = "netcdf4") -> list[Path]:
+def write_synthetic(
+    directory: str | Path,
+    spec: SyntheticSpec,
+    *,
+    n_files: int = 4,
+    prefix: str = "synthetic",
+    engine: str = "netcdf4",
+    compression: bool = True,
+) -> list[Path]:
     """Stream the series into ``n_files`` CF NetCDF files split along time; return their paths in time order.
 
-    Each file is generated, written to a temporary name and renamed into place before the next is
-    generated, so memory is bounded by one file's block.
+    Each file's block is generated, written under a temporary name and renamed into place before the
+    next is generated, so memory is bounded by one file's block. ``compression``: zlib level 1, one
+    map per chunk.
     """
     if not 1 <= n_files <= spec.n_times:
         raise ValueError(f"n_files must be between 1 and n_times ({spec.n_times}); got {n_files}.")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    width = max(3, len(str(n_files - 1)))
+    digits = max(3, len(str(n_files - 1)))
     sizes = [len(part) for part in np.array_split(np.arange(spec.n_times), n_files)]
+    t0 = time_axis(spec, 1)[0].strftime("%Y-%m-%d %H:%M:%S")
+    packing = {"zlib": True, "complevel": 1, "chunksizes": (1, spec.n_lat, spec.n_lon)} if compression else {}
+    encoding: dict[str, dict] = {name: {"dtype": "float32", **packing} for name in spec.variables}
+    encoding["time"] = {"units": f"hours since {t0}", "calendar": spec.calendar, "dtype": "float64"}
+    encoding["latitude"] = encoding["longitude"] = {"_FillValue": None}  # CF: coordinates are never missing
     paths = []
     for i, block in enumerate(_blocks(spec, sizes)):
-        path = directory / f"{prefix}_{i:0{width}d}.nc"
-        _write_atomic(block, path, engine, _encoding(block, spec))
-        log.debug("wrote %s (%d steps)", path, block.sizes["time"])
-        paths.append(path)
+        paths.append(directory / f"{prefix}_{i:0{digits}d}.nc")
+        _write_atomic(block, paths[-1], engine, encoding)
+        log.debug("Wrote %s (%d steps).", paths[-1], block.sizes["time"])
     return paths
 
 
 def _write_atomic(ds: xr.Dataset, path: Path, engine: str, encoding: dict[str, dict]) -> None:
-    """Write to a hidden temporary name beside ``path``, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write under a hidden temporary name beside ``path``, then rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         ds.to_netcdf(tmp, engine=engine, encoding=encoding)  # type: ignore[call-overload]
         tmp.replace(path)

@@ -1,0 +1,141 @@
+"""Data-pipeline figures: Dataset windows/s against the raw chunk-read limit, and prepare throughput and peak RSS.
+
+    python benchmarks/bench_data.py                      # both parts, defaults below
+    python benchmarks/bench_data.py --part windows       # (a) only
+    python benchmarks/bench_data.py --part prepare --prepare-gb 8 --memory-cap-gb 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from forecast.data.config import DataConfig
+from forecast.data.dataset import WindowDataset
+from forecast.data.prepare import prepare
+from forecast.data.reader import FieldsReader
+from forecast.data.store import open_store
+from forecast.data.synthetic import SyntheticSpec, write_synthetic
+
+
+def raw_window_reads(reader: FieldsReader, starts: np.ndarray, length: int) -> float:
+    """Windows/s reading the same bytes straight from the chunk files with ``np.fromfile``: the limit."""
+    step_items = int(np.prod(reader.shape[1:]))
+    began = time.perf_counter()
+    for start in starts:
+        parts = []
+        for index in range(start // reader.chunk_steps, (start + length - 1) // reader.chunk_steps + 1):
+            lo = max(start - index * reader.chunk_steps, 0)
+            hi = min(start + length - index * reader.chunk_steps, reader.chunk_steps)
+            parts.append(np.fromfile(reader.chunk_file(index), dtype="<f4", count=(hi - lo) * step_items,
+                                     offset=lo * step_items * 4))
+        np.concatenate(parts)
+    return len(starts) / (time.perf_counter() - began)
+
+
+def dataset_reads(dataset: WindowDataset, order: np.ndarray) -> float:
+    began = time.perf_counter()
+    for index in order:
+        dataset[int(index)]
+    return len(order) / (time.perf_counter() - began)
+
+
+def loader_reads(dataset: WindowDataset, workers: int, batch_size: int) -> float:
+    import torch
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                         multiprocessing_context="forkserver" if workers else None,
+                                         persistent_workers=workers > 0)
+    next(iter(loader))  # start the workers outside the timing
+    began, served = time.perf_counter(), 0
+    for batch in loader:
+        served += batch["x"].shape[0]
+    return served / (time.perf_counter() - began)
+
+
+def bench_windows(work: Path, args: argparse.Namespace) -> None:
+    spec = SyntheticSpec(n_times=args.window_steps, n_lat=64, n_lon=128, variables=("t2m", "tp", "u10"), freq="6h")
+    write_synthetic(work / "win_src", spec, n_files=4)
+    store = prepare(DataConfig(source=str(work / "win_src" / "*.nc"), variables=list(spec.variables),
+                               output=str(work / "win.zarr"), chunk_mb=args.chunk_mb))
+    info = open_store(store)
+    dataset = WindowDataset(info, "train", input_steps=12, output_steps=12)
+    order = np.random.default_rng(0).permutation(len(dataset))
+    window_mb = 24 * np.prod(info.shape[1:]) * 4 / 2**20
+    dataset_reads(dataset, order[:50])  # page cache warm for both readers
+    raw = raw_window_reads(dataset.reader, dataset.starts[order], 24)
+    served = dataset_reads(dataset, order)
+    print(f"(a) windows: store {info.shape} float32, chunk {info.chunk_steps} steps ({args.chunk_mb} MB), "
+          f"window 12+12 steps = {window_mb:.2f} MB, {len(order)} random windows")
+    print(f"    raw chunk reads (numpy.fromfile)  {raw:9.0f} windows/s  {raw * window_mb:7.0f} MB/s")
+    print(f"    WindowDataset, main process       {served:9.0f} windows/s  ratio {served / raw:.2f} of raw")
+    for workers in (2,):
+        rate = loader_reads(dataset, workers, batch_size=16)
+        print(f"    DataLoader, {workers} workers, batch 16  {rate:9.0f} windows/s  ratio {rate / raw:.2f} of raw")
+
+
+def bench_prepare(work: Path, args: argparse.Namespace) -> None:
+    n_lat, n_lon, variables = 180, 360, ("t2m", "tp")
+    step_bytes = n_lat * n_lon * 4 * len(variables)
+    n_times = int(args.prepare_gb * 2**30 // step_bytes) + 1
+    spec = SyntheticSpec(n_times=n_times, n_lat=n_lat, n_lon=n_lon, variables=variables, freq="6h")
+    source = work / "big_src"
+    began = time.perf_counter()
+    paths = write_synthetic(source, spec, n_files=args.files, compression=False)
+    source_bytes = sum(p.stat().st_size for p in paths)
+    print(f"(b) prepare: source {len(paths)} NetCDF files, {source_bytes / 2**30:.2f} GiB "
+          f"({n_times} steps × {len(variables)} variables × {n_lat}×{n_lon}), generated in "
+          f"{time.perf_counter() - began:.0f} s")
+    cap = int(args.memory_cap_gb * 2**30)
+    code = (
+        "import resource, sys, time, json\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))\n"
+        "from forecast.data.config import DataConfig\nfrom forecast.data.prepare import prepare\n"
+        f"cfg = DataConfig(source={str(source / '*.nc')!r}, variables={list(variables)!r}, "
+        f"output={str(work / 'big.zarr')!r}, chunk_mb={args.chunk_mb})\n"
+        "t = time.perf_counter(); prepare(cfg); print(json.dumps({'seconds': time.perf_counter() - t}))\n"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
+        raise SystemExit(f"prepare failed under a {args.memory_cap_gb} GiB address-space cap")
+    seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 2**20  # KiB → GiB
+    print(f"    prepare under RLIMIT_AS = {args.memory_cap_gb} GiB (source = {source_bytes / cap:.1f}× the cap): "
+          f"{seconds:.0f} s, {source_bytes / 2**20 / seconds:.0f} MB/s of source NetCDF, peak RSS {peak:.2f} GiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["windows", "prepare", "all"], default="all")
+    parser.add_argument("--window-steps", type=int, default=3000, help="time steps of the windows store")
+    parser.add_argument("--chunk-mb", type=float, default=16.0)
+    parser.add_argument("--prepare-gb", type=float, default=8.2, help="size of the synthetic source to prepare")
+    parser.add_argument("--memory-cap-gb", type=float, default=2.0)
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench_data_", dir=args.workdir))
+    try:
+        if args.part in ("windows", "all"):
+            bench_windows(work, args)
+        if args.part in ("prepare", "all"):
+            bench_prepare(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ from forecast.errors import ForecastError
 STAGES = {
     "synth": "write synthetic CF NetCDF maps (demo, tests, benchmarks)",
     "prepare": "raw maps → analysis-ready Zarr store",
+    "train": "fit a network (ConvLSTM, stacked LSTM, baselines) on the store; checkpoints under runs/<name>/",
 }
 
 
@@ -28,6 +29,8 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("distributed", "numcodecs", "fsspec", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for own_handler in ("lightning.pytorch", "lightning.fabric"):  # they print themselves: no second copy
+        logging.getLogger(own_handler).propagate = False
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -9,7 +9,10 @@ from typing import Any
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from forecast.data.config import DataConfig, WindowConfig
+from forecast.data.datamodule import ForecastDataModule
 from forecast.errors import ConfigError
+from forecast.training.config import ModelConfig, TrainerConfig
+from forecast.training.module import ForecastModule
 
 # Short flags of the data stages that work without a config file, rewritten to their full keys before
 # parsing. A converter of None marks a flag that takes no value.
@@ -51,6 +54,11 @@ def expand_shortcuts(argv: Sequence[str], shortcuts: Shortcuts) -> list[str]:
     return out
 
 
+# Arguments the training stage wires from the store and the other sections, never set by the user.
+MODULE_WIRED = {"net", "lat_weights", "climatology", "channels", "output_steps", "network"}
+LOADER_WIRED = {"store", "input_steps", "output_steps", "stride", "seed"}
+
+
 def build_parser(stage: str, description: str) -> ArgumentParser:
     """The shared schema; every stage reads the whole experiment file, so a typo anywhere is an error."""
     parser = ArgumentParser(
@@ -63,6 +71,15 @@ def build_parser(stage: str, description: str) -> ArgumentParser:
     parser.add_argument("--seed", type=int, default=42, help="the one seed every random choice flows from")
     parser.add_class_arguments(DataConfig, "data", help="prepare: sources, selection, splits, the store")
     parser.add_class_arguments(WindowConfig, "windows", help="samples cut from the store")
+    parser.add_class_arguments(ModelConfig, "model", help="train: the network")
+    # The optimisation and loader settings are the classes' own signatures: defaults live there once.
+    parser.add_class_arguments(ForecastModule, "optim", skip=MODULE_WIRED, instantiate=False,
+                               help="train: loss and optimisation")
+    parser.add_class_arguments(ForecastDataModule, "loader", skip=LOADER_WIRED, instantiate=False,
+                               help="train: batches")
+    parser.add_class_arguments(TrainerConfig, "trainer", help="train: Lightning Trainer")
+    parser.add_argument("--ckpt_path", type=str | None, default=None,
+                        help="train: resume from a checkpoint file, or 'last' for runs/<name>/checkpoints/last.ckpt")
     return parser
 
 

@@ -12,16 +12,19 @@ from forecast.data.dataset import WindowDataset
 from forecast.data.store import StoreInfo, open_store
 from forecast.data.windows import SPLITS
 from forecast.errors import ConfigError
+from forecast.training.sampling import EpochSampler
 
 
 class ForecastDataModule(pl.LightningDataModule):
-    """Loaders of windows from ``store``; under DDP Lightning gives each rank its share of the train split.
+    """Loaders of windows from ``store``; each DDP rank reads its own share (see ``EpochSampler``), so the
+    Trainer runs with ``use_distributed_sampler=False``.
 
     Args:
         store: path of a store written by ``forecast prepare``.
         input_steps, output_steps, stride: the windows (see ``WindowConfig``).
         batch_size: samples per batch on each device.
         num_workers: DataLoader worker processes (0 reads in the training process).
+        seed: the training order of every epoch follows from it.
     """
 
     def __init__(
@@ -32,11 +35,12 @@ class ForecastDataModule(pl.LightningDataModule):
         stride: int = 1,
         batch_size: int = 8,
         num_workers: int = 0,
+        seed: int = 0,
     ):
         super().__init__()
         self.store = Path(store)
         self.input_steps, self.output_steps, self.stride = input_steps, output_steps, stride
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.datasets: dict[str, WindowDataset] = {}
         self._info: StoreInfo | None = None
 
@@ -60,11 +64,18 @@ class ForecastDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         workers = self.num_workers
+        sampler = EpochSampler(len(self.datasets[split]), self.seed, shuffle)
+        if shuffle and self.trainer is not None:
+            # Resumed mid-epoch: Lightning restored how many batches of this epoch are done; start after them.
+            sampler.skip(self.trainer.fit_loop.epoch_loop.batch_progress.current.completed * self.batch_size)
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
+            # Its own generator: creating an iterator then draws no number from the global RNG, which a
+            # resumed run must find exactly as the checkpoint left it.
+            generator=torch.Generator().manual_seed(self.seed),
             # forkserver: workers never inherit the parent's dask/zarr threads and locks (fork can deadlock).
             multiprocessing_context="forkserver" if workers else None,
             persistent_workers=workers > 0,

@@ -102,9 +102,7 @@ def next_input(prediction: Tensor, target: Tensor | None, lead: int, teacher_for
 def check_static(static: Tensor | None) -> None:
     """Static fields must be one ``[S, H, W]`` stack of maps."""
     if static is not None and static.dim() != 3:
-        raise ConfigError(
-            f"static must be a [S, H, W] tensor of fixed fields, got shape {tuple(static.shape)}."
-        )
+        raise ConfigError(f"static must be a [S, H, W] tensor of fixed fields, got shape {tuple(static.shape)}.")
 
 
 def init_residual_head(head: nn.Conv2d | nn.Linear, scale: float = 0.01) -> None:

@@ -33,9 +33,7 @@ class Climatology(Forecaster):
     def __init__(self, climatology: Tensor) -> None:
         super().__init__()
         if climatology.dim() != 3:
-            raise ConfigError(
-                f"climatology must be a [C, H, W] mean map, got shape {tuple(climatology.shape)}."
-            )
+            raise ConfigError(f"climatology must be a [C, H, W] mean map, got shape {tuple(climatology.shape)}.")
         self.climatology: Tensor
         self.register_buffer("climatology", climatology.detach().float().clone())
 
@@ -54,8 +52,7 @@ class Climatology(Forecaster):
         check_rollout(last, horizon, target)
         if last.shape[1:] != self.climatology.shape:
             raise ValueError(
-                f"last frames are {tuple(last.shape[1:])}, "
-                f"the climatology is {tuple(self.climatology.shape)}."
+                f"last frames are {tuple(last.shape[1:])}, the climatology is {tuple(self.climatology.shape)}."
             )
         climatology = self.climatology.to(last.dtype)
         return climatology.expand(last.shape[0], horizon, *climatology.shape).clone()  # [B, horizon, C, H, W]

@@ -91,9 +91,7 @@ class ConvLSTMForecaster(Forecaster):
 
     def _check_frames(self, frames: Tensor, name: str) -> None:
         if frames.shape[-3] != self.channels:
-            raise ValueError(
-                f"{name} has {frames.shape[-3]} channels, the network was built for {self.channels}."
-            )
+            raise ValueError(f"{name} has {frames.shape[-3]} channels, the network was built for {self.channels}.")
         if self.static is not None and frames.shape[-2:] != self.static.shape[-2:]:
             raise ValueError(
                 f"{name} is on a {tuple(frames.shape[-2:])} grid but the static fields are "

@@ -30,9 +30,7 @@ def _convlstm(cell: str) -> Callable[..., Forecaster]:
     return build
 
 
-def _stacked_lstm(
-    channels: int, height: int, width: int, static: Tensor | None, **options: Any
-) -> Forecaster:
+def _stacked_lstm(channels: int, height: int, width: int, static: Tensor | None, **options: Any) -> Forecaster:
     return StackedLSTMForecaster(channels, height, width, static=static, **options)
 
 
@@ -71,18 +69,13 @@ def build_network(
     if unknown:
         valid = ", ".join(KINDS[kind].options) or "none"
         raise ConfigError(
-            f"Unknown option(s) {', '.join(map(repr, unknown))} for network kind {kind!r}; "
-            f"valid options: {valid}."
+            f"Unknown option(s) {', '.join(map(repr, unknown))} for network kind {kind!r}; valid options: {valid}."
         )
     if static is not None and tuple(static.shape[-2:]) != (height, width):
-        raise ConfigError(
-            f"static fields are on a {tuple(static.shape[-2:])} grid, the data on {(height, width)}."
-        )
+        raise ConfigError(f"static fields are on a {tuple(static.shape[-2:])} grid, the data on {(height, width)}.")
     if kind == "climatology":
         if climatology is None:
-            raise ConfigError(
-                "Network kind 'climatology' needs the climatology map [C, H, W]; none was given."
-            )
+            raise ConfigError("Network kind 'climatology' needs the climatology map [C, H, W]; none was given.")
         if tuple(climatology.shape) != (channels, height, width):
             raise ConfigError(
                 f"climatology map is {tuple(climatology.shape)}, the data is {(channels, height, width)} "

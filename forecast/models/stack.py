@@ -54,14 +54,10 @@ class ConvRecurrentStack(nn.Module):
         states: StackState = []
         for layer, cell in enumerate(self.cells):
             layer_state = None if state is None else state[layer]
-            x_proj = cell.input_projection(x)  # [B, T, gates*hidden, H, W]
-            outputs = []
-            for t in range(x.shape[1]):
-                layer_state = cell.step_projected(x_proj[:, t], layer_state)
-                outputs.append(layer_state[0])
+            hidden, layer_state = cell.scan(cell.input_projection(x), layer_state)
             states.append(layer_state)
             if layer + 1 < len(self.cells):  # the top layer's sequence feeds nothing
-                x = torch.stack(outputs, dim=1)  # [B, T, hidden, H, W]
+                x = torch.stack(hidden, dim=1)  # [B, T, hidden, H, W]
         return states
 
     def step(self, x: Tensor, state: StackState | None = None) -> StackState:

@@ -47,9 +47,7 @@ class StackedLSTMForecaster(Forecaster):
             )
         check_static(static)
         if static is not None and tuple(static.shape[1:]) != (height, width):
-            raise ConfigError(
-                f"static is on a {tuple(static.shape[1:])} grid, the network on {(height, width)}."
-            )
+            raise ConfigError(f"static is on a {tuple(static.shape[1:])} grid, the network on {(height, width)}.")
         self.channels, self.height, self.width, self.mode = channels, height, width, mode
         self.patch_size = {"flatten": 0, "patch": patch_size, "point": 1}[mode]
         self.static: Tensor | None
@@ -115,9 +113,7 @@ class StackedLSTMForecaster(Forecaster):
         if self.mode == "flatten":
             return vectors.unflatten(1, (self.channels, self.height, self.width))  # [B, C, H, W]
         p = self.patch_size
-        patches = vectors.unflatten(
-            0, (batch, -(-self.height // p), -(-self.width // p))
-        )  # [B, H', W', C*p²]
+        patches = vectors.unflatten(0, (batch, -(-self.height // p), -(-self.width // p)))  # [B, H', W', C*p²]
         patches = patches.permute(0, 3, 1, 2)  # [B, C*p², H', W']
         frames = F.pixel_shuffle(patches, p)  # [B, C, p*H', p*W']
         return frames[..., : self.height, : self.width]  # [B, C, H, W]

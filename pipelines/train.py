@@ -1,0 +1,124 @@
+"""``forecast train``: fit a network on the prepared store; checkpoints (best, last) under runs/<name>/."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_only
+
+from forecast.data.datamodule import ForecastDataModule
+from forecast.data.store import StoreInfo
+from forecast.errors import ConfigError
+from forecast.models import build_network
+from forecast.training.callbacks import AtomicCheckpointIO, RandomState
+from forecast.training.config import ModelConfig, TrainerConfig
+from forecast.training.module import ForecastModule
+from pipelines.config import as_dict, build_parser, parse
+
+log = logging.getLogger(__name__)
+DESCRIPTION = """Train a network on the experiment's store (run `forecast prepare` first).
+Resume after a crash or a kill: --ckpt_path last.  Several GPUs: --trainer.devices 4 --trainer.strategy ddp"""
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser("train", DESCRIPTION)
+    cfg, objects = parse(parser, argv)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = Path("runs") / cfg.name
+    data = ForecastDataModule(objects.data.output, objects.windows.input_steps, objects.windows.output_steps,
+                              objects.windows.stride, seed=cfg.seed, **cfg.loader.as_dict())
+    module = build_module(objects.model, data.info, objects.windows.output_steps, cfg.optim.as_dict())
+    trainer = build_trainer(objects.trainer, run_dir)
+    save_config(as_dict(parser, cfg), run_dir)
+    with warnings.catch_warnings():
+        # Mid-epoch resume is exact without a stateful loader: ForecastDataModule skips the batches the
+        # restored loop says are done, and RandomState restores the generators.
+        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        trainer.fit(module, datamodule=data, ckpt_path=resolve_checkpoint(cfg.ckpt_path, run_dir))
+    if "val/rmse" not in trainer.callback_metrics:  # stopped by max_steps before any validation
+        trainer.validate(module, datamodule=data, verbose=False)
+    report(trainer, module, run_dir)
+    return 0
+
+
+def build_module(model: ModelConfig, info: StoreInfo, output_steps: int, optim: dict) -> ForecastModule:
+    """The network named by ``model`` on the store's grid, wrapped for training."""
+    channels, height, width = info.shape[1:]
+    network = {"kind": model.kind, "options": model.options, "static": model.static}
+    net = build_network(model.kind, channels=channels, height=height, width=width,
+                        static=torch.from_numpy(info.static) if model.static else None,
+                        climatology=torch.from_numpy(info.climatology), **model.options)
+    if model.compile and hasattr(net, "compile_cells"):
+        net.compile_cells()
+    return ForecastModule(net, torch.from_numpy(info.lat_weights), torch.from_numpy(info.climatology),
+                          info.channels, output_steps, network=network, **optim)
+
+
+def build_trainer(config: TrainerConfig, run_dir: Path) -> pl.Trainer:
+    checkpoints = run_dir / "checkpoints"
+    callbacks: list[pl.Callback] = [
+        ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1,
+                        enable_version_counter=False),
+        ModelCheckpoint(dirpath=checkpoints, save_top_k=0, save_last=True,
+                        every_n_train_steps=config.checkpoint_every_n_steps, enable_version_counter=False),
+        RandomState(),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=config.early_stopping_patience))
+    strategy = config.strategy
+    if strategy.startswith("ddp"):
+        strategy = DDPStrategy(timeout=timedelta(seconds=config.ddp_timeout_s),
+                               start_method="popen" if strategy == "ddp" else strategy.removeprefix("ddp_"))
+    return pl.Trainer(
+        max_epochs=config.max_epochs, max_steps=config.max_steps, accelerator=config.accelerator,
+        devices=config.devices, num_nodes=config.num_nodes, strategy=strategy, precision=config.precision,
+        deterministic=config.deterministic, limit_train_batches=config.limit_train_batches,
+        limit_val_batches=config.limit_val_batches, val_check_interval=config.val_check_interval,
+        log_every_n_steps=config.log_every_n_steps, enable_progress_bar=config.enable_progress_bar,
+        callbacks=callbacks, plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
+        logger=CSVLogger(run_dir, name="logs"), default_root_dir=run_dir, num_sanity_val_steps=0,
+    )
+
+
+def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``last`` → the run's last checkpoint (none yet: start afresh); a path must exist."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.exists():
+            return str(last)
+        log.info("no %s yet: training starts from the beginning", last)
+        return None
+    if not Path(ckpt_path).exists():
+        raise ConfigError(f"--ckpt_path {ckpt_path} does not exist; give a checkpoint file or 'last'.")
+    return ckpt_path
+
+
+@rank_zero_only
+def save_config(config: dict, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / ".config.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.replace(run_dir / "config.yaml")
+
+
+@rank_zero_only
+def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path) -> None:
+    metrics = trainer.callback_metrics
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    rmse = {k: float(metrics[k]) for k in ("val/rmse", "val/rmse_persistence", "val/rmse_climatology") if k in metrics}
+    print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {module.hparams.network['kind']}")
+    print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
+    if rmse:
+        print("  validation RMSE (normalised units): " + ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in rmse.items()))

@@ -84,6 +84,8 @@ def build_trainer(config: TrainerConfig, run_dir: Path) -> pl.Trainer:
         devices=config.devices, num_nodes=config.num_nodes, strategy=strategy, precision=config.precision,
         deterministic=config.deterministic, limit_train_batches=config.limit_train_batches,
         limit_val_batches=config.limit_val_batches, val_check_interval=config.val_check_interval,
+        # A whole number of steps counts across epochs, so it may exceed one epoch's batches.
+        check_val_every_n_epoch=None if isinstance(config.val_check_interval, int) else 1,
         log_every_n_steps=config.log_every_n_steps, enable_progress_bar=config.enable_progress_bar,
         callbacks=callbacks, plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
         logger=CSVLogger(run_dir, name="logs"), default_root_dir=run_dir, num_sanity_val_steps=0,
@@ -118,7 +120,9 @@ def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path) -> None:
     metrics = trainer.callback_metrics
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     rmse = {k: float(metrics[k]) for k in ("val/rmse", "val/rmse_persistence", "val/rmse_climatology") if k in metrics}
-    print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {module.hparams.network['kind']}")
+    kind = module.hparams.network["kind"]
+    print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind}")
     print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
     if rmse:
-        print("  validation RMSE (normalised units): " + ", ".join(f"{k.split('/')[1]} {v:.4f}" for k, v in rmse.items()))
+        scores = ", ".join(f"{key.split('/')[1]} {value:.4f}" for key, value in rmse.items())
+        print(f"  validation RMSE (normalised units): {scores}")

@@ -64,10 +64,8 @@ class ForecastDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         workers = self.num_workers
-        sampler = EpochSampler(len(self.datasets[split]), self.seed, shuffle)
-        if shuffle and self.trainer is not None:
-            # Resumed mid-epoch: Lightning restored how many batches of this epoch are done; start after them.
-            sampler.skip(self.trainer.fit_loop.epoch_loop.batch_progress.current.completed * self.batch_size)
+        sampler = EpochSampler(len(self.datasets[split]), self.seed, shuffle,
+                               resume_at=self._samples_done if shuffle and self.trainer is not None else None)
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
@@ -81,6 +79,16 @@ class ForecastDataModule(pl.LightningDataModule):
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+
+    def _samples_done(self) -> int:
+        """Windows of the current epoch this rank trained on before the checkpoint it resumed from.
+
+        "processed", not "completed": a checkpoint written in on_train_batch_end has stepped on its
+        batch before Lightning counts it completed (it catches up only after the loader starts). A
+        checkpoint of an epoch's last batch resumes at the start of the next epoch.
+        """
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        return 0 if progress.is_last_batch else progress.current.processed * self.batch_size
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -18,18 +18,23 @@ class RandomState(pl.Callback):
 
     Lightning restores weights, optimiser and loop positions but not the generators, so a resumed
     run would draw other scheduled-sampling coins than the uninterrupted one and drift from it.
+
+    Everything is stored as tensors, ints and tuples, so checkpoints load with ``weights_only=True``.
     """
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                                 "python": random.getstate()}
+        algorithm, keys, position, has_gauss, cached = np.random.get_state()
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                                 "numpy": (algorithm, torch.from_numpy(keys.astype(np.int64)), position, has_gauss,
+                                           cached)}
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict["torch"])
-        np.random.set_state(state_dict["numpy"])
+        algorithm, keys, position, has_gauss, cached = state_dict["numpy"]
+        np.random.set_state((algorithm, keys.numpy().astype(np.uint32), position, has_gauss, cached))
         random.setstate(state_dict["python"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
@@ -45,6 +50,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, path)
+            tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ class TrainerConfig:
         precision: ``32-true``, ``bf16-mixed`` (GPUs) or ``16-mixed``.
         deterministic: use deterministic algorithms only (slower; same seed → same weights).
         limit_train_batches, limit_val_batches: fraction or count of batches per epoch.
-        val_check_interval: validate every this fraction of an epoch (or every N batches).
+        val_check_interval: validate every this fraction of an epoch, or every N training steps (an integer).
         log_every_n_steps: how often training metrics are logged.
         checkpoint_every_n_steps: how often ``last.ckpt`` is written (a killed run loses at most this).
         early_stopping_patience: validations without improvement of val/loss before stopping (0: off).
@@ -49,9 +49,9 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     deterministic: bool = False
-    limit_train_batches: float | int = 1.0
-    limit_val_batches: float | int = 1.0
-    val_check_interval: float | int = 1.0
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    val_check_interval: int | float = 1.0
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 50
     early_stopping_patience: int = 0

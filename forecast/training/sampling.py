@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -22,20 +22,19 @@ class EpochSampler(Sampler[int]):
 
     With ``shuffle``, the permutation is padded by wrapping so every rank gets the same count (DDP
     steps in lockstep); without it (evaluation) nothing is padded, so no sample counts twice.
-    ``skip(n)`` makes the next pass start after the first ``n`` indices of this rank's share: a
-    training resumed mid-epoch continues at the sample where it stopped instead of replaying the epoch.
+    ``resume_at``, when given, is asked once, as the first pass begins, how many indices of this rank's
+    share are done already: a training resumed mid-epoch continues at the sample where it stopped
+    instead of replaying the epoch. Asking late matters: the loader is built before the checkpoint is
+    restored.
     """
 
-    def __init__(self, size: int, seed: int, shuffle: bool = True):
+    def __init__(self, size: int, seed: int, shuffle: bool = True, resume_at: Callable[[], int] | None = None):
         self.size, self.seed, self.shuffle = size, seed, shuffle
         self.epoch = 0
-        self._skip = 0
+        self._resume_at = resume_at
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-
-    def skip(self, consumed: int) -> None:
-        self._skip = consumed
 
     def _share(self) -> list[int]:
         rank, world = _rank_and_world()
@@ -48,8 +47,9 @@ class EpochSampler(Sampler[int]):
         return order[rank::world]
 
     def __iter__(self) -> Iterator[int]:
-        share, self._skip = self._share()[self._skip:], 0
-        return iter(share)
+        done = self._resume_at() if self._resume_at is not None else 0
+        self._resume_at = None
+        return iter(self._share()[done:])
 
     def __len__(self) -> int:
         rank, world = _rank_and_world()

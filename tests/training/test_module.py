@@ -1,0 +1,74 @@
+"""ForecastModule under a real Trainer: clipping, truncated BPTT steps, validation references, sampler positions."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from forecast.data.datamodule import ForecastDataModule
+from forecast.training.config import ModelConfig
+from forecast.training.module import ForecastModule
+from forecast.training.sampling import EpochSampler
+from pipelines.train import build_module
+
+
+class GradientNorms(pl.Callback):
+    """The global gradient norm each optimiser step is about to apply."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+
+def fit(store, steps: int, input_steps: int = 4, **optim) -> tuple[ForecastModule, GradientNorms, pl.Trainer]:
+    data = ForecastDataModule(store, input_steps, 4, batch_size=4)
+    module = build_module(ModelConfig(options={"hidden": [4]}), data.info, 4, {"warmup_steps": 1, **optim})
+    norms = GradientNorms()
+    trainer = pl.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=2, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[norms], use_distributed_sampler=False, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data)
+    return module, norms, trainer
+
+
+def test_gradient_clipping_bounds_the_global_norm_of_every_step(advecting_store):
+    _, unclipped, _ = fit(advecting_store, 3, grad_clip=0.0)
+    _, clipped, _ = fit(advecting_store, 3, grad_clip=1e-3)
+    assert min(unclipped.norms) > 1e-2  # so the bound below is the clipping's doing
+    assert len(clipped.norms) == 3 and max(clipped.norms) <= 1e-3 * (1 + 1e-4)
+
+
+def test_truncated_bptt_takes_one_step_per_chunk(advecting_store):
+    # 8 input frames in chunks of 3: chunks end at frames 3 and 6 with frames still to come, then the
+    # last chunk forecasts the targets: 3 optimiser steps per batch.
+    _, norms, trainer = fit(advecting_store, 6, input_steps=8, tbptt_steps=3)
+    assert len(norms.norms) == 6
+    assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == 2
+
+
+def test_validation_scores_the_model_and_both_references(advecting_store):
+    module, _, trainer = fit(advecting_store, 2)
+    trainer.validate(module, datamodule=trainer.datamodule, verbose=False)
+    metrics = trainer.callback_metrics
+    for channel in ("t2m", "tp"):
+        for lead in range(1, 5):
+            assert f"val/rmse/{channel}/lead_{lead:02d}" in metrics
+            assert f"val/rmse_persistence/{channel}/lead_{lead:02d}" in metrics
+    rmse = module.lead_rmse()
+    assert rmse["persistence"][-1].mean() > rmse["persistence"][0].mean()  # moving weather: worse with lead
+    assert set(rmse) == {"model", "persistence", "climatology"} and all(r.shape == (4, 2) for r in rmse.values())
+
+
+@pytest.mark.parametrize("done", [0, 5, 12])
+def test_sampler_resumes_after_the_samples_done_then_runs_whole_epochs(done):
+    sampler = EpochSampler(12, seed=3, resume_at=lambda: done)
+    first, second = list(sampler), list(sampler)
+    fresh = EpochSampler(12, seed=3)
+    assert first == list(fresh)[done:]
+    assert second == list(fresh) and sorted(second) == list(range(12))
+    fresh.set_epoch(1)
+    assert list(fresh) != second and sorted(fresh) == list(range(12))

@@ -27,12 +27,14 @@ def _usage() -> str:
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("distributed", "numcodecs", "fsspec", "asyncio"):
+    for noisy in ("distributed", "numcodecs", "fsspec", "asyncio", "mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for own_handler in ("lightning.pytorch", "lightning.fabric"):  # they print themselves: no second copy
         logging.getLogger(own_handler).propagate = False
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates, as a UserWarning on some paths.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

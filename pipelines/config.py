@@ -11,6 +11,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from forecast.data.config import DataConfig, WindowConfig
 from forecast.data.datamodule import ForecastDataModule
 from forecast.errors import ConfigError
+from forecast.tracking.config import TrackingConfig
 from forecast.training.config import ModelConfig, TrainerConfig
 from forecast.training.module import ForecastModule
 
@@ -78,6 +79,7 @@ def build_parser(stage: str, description: str) -> ArgumentParser:
     parser.add_class_arguments(ForecastDataModule, "loader", skip=LOADER_WIRED, instantiate=False,
                                help="train: batches")
     parser.add_class_arguments(TrainerConfig, "trainer", help="train: Lightning Trainer")
+    parser.add_class_arguments(TrackingConfig, "tracking", help="MLflow tracking and model registry")
     parser.add_argument("--ckpt_path", type=str | None, default=None,
                         help="train: resume from a checkpoint file, or 'last' for runs/<name>/checkpoints/last.ckpt")
     return parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import lightning.pytorch as pl
 import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -20,6 +21,10 @@ from forecast.data.datamodule import ForecastDataModule
 from forecast.data.store import StoreInfo
 from forecast.errors import ConfigError
 from forecast.models import build_network
+from forecast.tracking.config import TrackingConfig
+from forecast.tracking.logger import ResilientMLFlowLogger
+from forecast.tracking.server import check_server, is_remote, limit_requests
+from forecast.tracking.training_run import log_finished_training, run_tags
 from forecast.training.callbacks import AtomicCheckpointIO, RandomState
 from forecast.training.config import ModelConfig, TrainerConfig
 from forecast.training.module import ForecastModule
@@ -35,20 +40,67 @@ def main(argv: Sequence[str]) -> int:
     cfg, objects = parse(parser, argv)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path("runs") / cfg.name
+    checkpoint = resolve_checkpoint(cfg.ckpt_path, run_dir)
     data = ForecastDataModule(objects.data.output, objects.windows.input_steps, objects.windows.output_steps,
                               objects.windows.stride, seed=cfg.seed, **cfg.loader.as_dict())
     module = build_module(objects.model, data.info, objects.windows.output_steps, cfg.optim.as_dict())
-    trainer = build_trainer(objects.trainer, run_dir)
-    save_config(as_dict(parser, cfg), run_dir)
+    config = as_dict(parser, cfg)
+    tracker = build_tracker(objects.tracking, cfg.name, run_dir, resumed=checkpoint is not None)
+    trainer = build_trainer(objects.trainer, run_dir, tracker)
+    save_config(config, run_dir)
+    if tracker is not None:
+        tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model.kind, data.info)}
+        tracker.log_hyperparams({k: v for k, v in config.items() if k != "ckpt_path"})
+        remember_run(tracker, run_dir)
     with warnings.catch_warnings():
         # Mid-epoch resume is exact without a stateful loader: ForecastDataModule skips the batches the
         # restored loop says are done, and RandomState restores the generators.
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
-        trainer.fit(module, datamodule=data, ckpt_path=resolve_checkpoint(cfg.ckpt_path, run_dir))
+        trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
     if "val/rmse" not in trainer.callback_metrics:  # stopped by max_steps before any validation
         trainer.validate(module, datamodule=data, verbose=False)
-    report(trainer, module, run_dir)
+    tracked = None
+    if tracker is not None:
+        tracked = log_finished_training(
+            tracker, module=module, info=data.info, input_steps=objects.windows.input_steps, run_dir=run_dir,
+            best_checkpoint=trainer.checkpoint_callback.best_model_path or None,
+            registered_model=objects.tracking.registered_model or cfg.name)
+    report(trainer, module, run_dir, tracker, tracked)
     return 0
+
+
+def build_tracker(config: TrackingConfig, name: str, run_dir: Path, resumed: bool) -> ResilientMLFlowLogger | None:
+    """The MLflow logger; checks the server first so an outage stops the run before any training.
+
+    A resumed training continues its MLflow run (runs/<name>/tracking.json remembers it)."""
+    if not config.enabled:
+        return None
+    uri = config.resolved_uri()
+    limit_requests(config.request_timeout_s)
+    online = check_server(uri, config.request_timeout_s, config.fallback_allowed())
+    previous = _remembered_run(run_dir) if resumed else {}
+    local_artifacts = None if is_remote(uri) else Path(LOCAL_ARTIFACTS).resolve().as_uri()
+    return ResilientMLFlowLogger(
+        run_dir=run_dir, offline=not online, experiment_name=config.experiment or name, run_name=name,
+        tracking_uri=uri, artifact_location=local_artifacts,
+        run_id=previous.get("run_id") if previous.get("uri") == uri else None,
+    )
+
+
+LOCAL_ARTIFACTS = "mlartifacts"  # beside sqlite:///mlflow.db, as `mlflow server` would put them
+
+
+def _remembered_run(run_dir: Path) -> dict:
+    path = run_dir / "tracking.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@rank_zero_only
+def remember_run(tracker: ResilientMLFlowLogger, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    uri = tracker.remote_uri
+    (run_dir / "tracking.json").write_text(json.dumps({"uri": uri, "run_id": tracker.run_id,
+                                                       "offline": tracker.offline}))
 
 
 def build_module(model: ModelConfig, info: StoreInfo, output_steps: int, optim: dict) -> ForecastModule:
@@ -64,7 +116,7 @@ def build_module(model: ModelConfig, info: StoreInfo, output_steps: int, optim: 
                           info.channels, output_steps, network=network, **optim)
 
 
-def build_trainer(config: TrainerConfig, run_dir: Path) -> pl.Trainer:
+def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None = None) -> pl.Trainer:
     checkpoints = run_dir / "checkpoints"
     callbacks: list[pl.Callback] = [
         ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1,
@@ -88,7 +140,8 @@ def build_trainer(config: TrainerConfig, run_dir: Path) -> pl.Trainer:
         check_val_every_n_epoch=None if isinstance(config.val_check_interval, int) else 1,
         log_every_n_steps=config.log_every_n_steps, enable_progress_bar=config.enable_progress_bar,
         callbacks=callbacks, plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
-        logger=CSVLogger(run_dir, name="logs"), default_root_dir=run_dir, num_sanity_val_steps=0,
+        logger=[CSVLogger(run_dir, name="logs"), *([tracker] if tracker is not None else [])],
+        default_root_dir=run_dir, num_sanity_val_steps=0,
     )
 
 
@@ -116,7 +169,8 @@ def save_config(config: dict, run_dir: Path) -> None:
 
 
 @rank_zero_only
-def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path) -> None:
+def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: ResilientMLFlowLogger | None,
+           tracked: dict | None) -> None:
     metrics = trainer.callback_metrics
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     rmse = {k: float(metrics[k]) for k in ("val/rmse", "val/rmse_persistence", "val/rmse_climatology") if k in metrics}
@@ -126,3 +180,12 @@ def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path) -> None:
     if rmse:
         scores = ", ".join(f"{key.split('/')[1]} {value:.4f}" for key, value in rmse.items())
         print(f"  validation RMSE (normalised units): {scores}")
+    if tracker is None or tracked is None:
+        return
+    where = tracker.remote_uri
+    if tracker.offline:
+        where = f"local store {tracker.store_uri} (offline: `forecast sync-runs` copies it to {tracker.remote_uri})"
+    print(f"  MLflow run   {tracked['run_id']} in experiment '{tracker.experiment_name}' at {where}")
+    if "version" in tracked:
+        aliases = "candidate, champion" if tracked["champion"] else "candidate"
+        print(f"  model        models:/{tracked['model']}@candidate (version {tracked['version']}; aliases: {aliases})")

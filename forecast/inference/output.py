@@ -1,0 +1,246 @@
+"""Forecasts as CF-1.8 datasets in the WeatherBench2 layout, written atomically to NetCDF or Zarr."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cftime
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from forecast.errors import DataError
+
+CONVENTIONS = "CF-1.8"
+_CHANNEL_COORDS = ("variable", "level", "units", "standard_name", "long_name")
+_HOUR = pd.Timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ChannelMeta:
+    """One channel of a store and the CF metadata its source variable carried."""
+
+    name: str
+    variable: str
+    level: float | None
+    units: str
+    standard_name: str
+    long_name: str
+
+
+def channel_meta(store_path: str | Path) -> list[ChannelMeta]:
+    """The store's channels in order, from the per-channel coordinates ``prepare`` writes."""
+    try:
+        ds = xr.open_zarr(store_path, consolidated=False)
+    except Exception as exc:
+        raise DataError(f"{store_path}: not a readable store ({exc}); run `forecast prepare` first.") from exc
+    missing = [name for name in _CHANNEL_COORDS if name not in ds.coords]
+    if missing:
+        raise DataError(
+            f"{store_path}: channel coordinate(s) {missing} are missing; prepare the store again with this version."
+        )
+    coords = {name: ds[name].values for name in ("channel", *_CHANNEL_COORDS)}
+    return [
+        ChannelMeta(
+            name=str(coords["channel"][c]),
+            variable=str(coords["variable"][c]),
+            level=None if np.isnan(coords["level"][c]) else float(coords["level"][c]),
+            units=str(coords["units"][c]),
+            standard_name=str(coords["standard_name"][c]),
+            long_name=str(coords["long_name"][c]),
+        )
+        for c in range(ds.sizes["channel"])
+    ]
+
+
+def forecast_dataset(
+    values: np.ndarray,
+    init_times: Sequence[Any],
+    step: pd.Timedelta | dt.timedelta,
+    channels: list[ChannelMeta],
+    latitude: np.ndarray,
+    longitude: np.ndarray,
+    attrs: dict[str, str | int | float],
+) -> xr.Dataset:
+    """One CF dataset of forecasts: a variable per source variable, its levels gathered on ``level``.
+
+    ``values`` is ``[N_init, T, C, H, W]`` in physical units with NaN where invalid; lead ``k`` (1-based)
+    is ``k·step`` after its init time. ``init_times`` are numpy datetimes or cftime datetimes of one calendar.
+    """
+    times = _as_time_array(init_times)
+    step = pd.Timedelta(step)
+    n_lead = values.shape[1]
+    expected = (times.size, n_lead, len(channels), len(latitude), len(longitude))
+    if values.shape != expected:
+        raise ValueError(f"values have shape {values.shape}; init times, channels and grid ask for {expected}.")
+    bad = {key: type(value).__name__ for key, value in attrs.items() if type(value) not in (str, int, float)}
+    if bad:
+        raise TypeError(f"attrs must be str, int or float to survive NetCDF and Zarr; got {bad}.")
+
+    leads = (np.arange(1, n_lead + 1) * step.to_timedelta64()).astype("timedelta64[ns]")
+    levels = sorted({c.level for c in channels if c.level is not None})
+    coords = _coords(times, leads, levels, latitude, longitude)
+    # numpy cannot add timedelta64 to an object array of cftime datetimes; cftime adds Python timedeltas.
+    offsets = leads if times.dtype.kind == "M" else pd.to_timedelta(leads).to_pytimedelta()
+    valid_time = times[:, None] + offsets[None, :]  # [N_init, T]
+    coords["valid_time"] = xr.Variable(
+        ("time", "prediction_timedelta"), valid_time, {"standard_name": "time", "long_name": "valid time"}
+    )
+    ds = xr.Dataset(_data_vars(values, channels, levels), coords=coords, attrs={"Conventions": CONVENTIONS, **attrs})
+    # One reference and calendar for both time coordinates keeps the files readable by CF tools and
+    # lets the 360_day and noleap calendars round-trip through NetCDF and Zarr alike.
+    time_encoding = {"units": _time_units(times, step), "calendar": _calendar(times)}
+    ds["time"].encoding.update(time_encoding)
+    ds["valid_time"].encoding.update(time_encoding)
+    return ds
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
+    """Write ``ds`` to a NetCDF-4 file at ``path``, zlib-compressed; a failure leaves no partial file."""
+    encoding = _encoding(ds, {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)})
+    _write_then_rename(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding))
+
+
+def write_zarr(ds: xr.Dataset, path: str | Path) -> None:
+    """Write ``ds`` as a Zarr v3 store, one init time per chunk, replacing any store at ``path`` atomically."""
+    encoding = _encoding(ds, {"_FillValue": np.float32(np.nan)})
+    for name in ds.data_vars:
+        encoding[str(name)]["chunks"] = (1, *ds[name].shape[1:])
+
+    def write(tmp: Path) -> None:
+        # Consolidated so that a plain ``xr.open_zarr(path)`` (as WeatherBench2 calls it) opens the store
+        # without a fallback warning; zarr warns that v3 has not standardised consolidation yet.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", UserWarning)
+            ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=True)
+
+    _write_then_rename(Path(path), write)
+
+
+def forecast_file_name(prefix: str, init_time: Any) -> str:
+    """``<prefix>_YYYYmmddTHHMM.nc`` for a numpy, pandas, datetime or cftime init time."""
+    return f"{prefix}_{_as_datetime(init_time).strftime('%Y%m%dT%H%M')}.nc"
+
+
+def _write_then_rename(path: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write`` on a temporary name beside ``path``, then rename it into place.
+
+    A failure leaves nothing at ``path`` and no temporary behind. An existing directory store is swapped
+    aside before the rename (a directory cannot be replaced in one step) and removed only afterwards.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        write(tmp)
+        if path.is_dir():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+            tmp.rename(path)
+            _remove(old)
+        else:
+            tmp.replace(path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _as_time_array(init_times: Sequence[Any]) -> np.ndarray:
+    """``[N_init]`` datetime64[ns], or an object array of cftime datetimes for non-standard calendars."""
+    times = np.asarray(init_times)
+    if times.dtype == object and times.size and isinstance(times[0], cftime.datetime):
+        return times
+    return pd.DatetimeIndex(times).values
+
+
+def _as_datetime(time: Any) -> Any:
+    """Something with ``strftime``: numpy datetimes become ``pd.Timestamp``; cftime and datetime pass."""
+    return pd.Timestamp(time) if isinstance(time, np.datetime64) else time
+
+
+def _calendar(times: np.ndarray) -> str:
+    # numpy datetimes are proleptic Gregorian by definition; xarray names them so when it encodes them.
+    return times[0].calendar if times.dtype == object else "proleptic_gregorian"
+
+
+def _time_units(times: np.ndarray, step: pd.Timedelta) -> str:
+    """``hours since <first init>`` when every init and lead is a whole hour, else seconds (stays int64)."""
+    offsets = [pd.Timedelta(t - times[0]) for t in times]
+    unit = "hours" if all(d % _HOUR == pd.Timedelta(0) for d in (step, *offsets)) else "seconds"
+    return f"{unit} since {_as_datetime(times[0]).strftime('%Y-%m-%d %H:%M:%S')}"
+
+
+def _coords(
+    times: np.ndarray, leads: np.ndarray, levels: list[float], latitude: np.ndarray, longitude: np.ndarray
+) -> dict[str, xr.Variable]:
+    coords = {
+        "time": xr.Variable(
+            "time", times, {"standard_name": "forecast_reference_time", "long_name": "forecast initialisation time"}
+        ),
+        "prediction_timedelta": xr.Variable(
+            "prediction_timedelta", leads, {"standard_name": "forecast_period", "long_name": "lead time"}
+        ),
+        "latitude": xr.Variable(
+            "latitude",
+            np.asarray(latitude, dtype=np.float64),
+            {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"},
+        ),
+        "longitude": xr.Variable(
+            "longitude",
+            np.asarray(longitude, dtype=np.float64),
+            {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"},
+        ),
+    }
+    if levels:
+        # The store keeps level values but not their units, so only the axis is asserted here.
+        coords["level"] = xr.Variable("level", np.asarray(levels, dtype=np.float64), {"long_name": "level"})
+    return coords
+
+
+def _data_vars(values: np.ndarray, channels: list[ChannelMeta], levels: list[float]) -> dict[str, xr.Variable]:
+    """One float32 variable per source variable; levels a variable lacks stay NaN on the shared axis."""
+    by_variable: dict[str, list[int]] = {}
+    for index, channel in enumerate(channels):
+        by_variable.setdefault(channel.variable, []).append(index)
+    data_vars = {}
+    for variable, indices in by_variable.items():
+        first = channels[indices[0]]
+        # Empty strings mean the source had no such attribute; CF prefers the attribute absent.
+        named = {"units": first.units, "standard_name": first.standard_name, "long_name": first.long_name}
+        attrs = {key: value for key, value in named.items() if value}
+        if first.level is None:
+            data = values[:, :, indices[0]].astype(np.float32)  # [N_init, T, H, W]
+            data_vars[variable] = xr.Variable(("time", "prediction_timedelta", "latitude", "longitude"), data, attrs)
+            continue
+        data = np.full((*values.shape[:2], len(levels), *values.shape[3:]), np.nan, dtype=np.float32)
+        for index in indices:
+            data[:, :, levels.index(channels[index].level)] = values[:, :, index]  # [N_init, T, H, W]
+        dims = ("time", "prediction_timedelta", "level", "latitude", "longitude")
+        data_vars[variable] = xr.Variable(dims, data, attrs)
+    return data_vars
+
+
+def _encoding(ds: xr.Dataset, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-variable encoding: ``data`` for data variables, no fill value for coordinates.
+
+    The time units and calendar set by ``forecast_dataset`` are carried over because xarray replaces a
+    variable's own encoding with whatever is passed for it.
+    """
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, variable in ds.variables.items():
+        kept = {key: value for key, value in variable.encoding.items() if key in ("units", "calendar")}
+        encoding[str(name)] = {**kept, **data} if name in ds.data_vars else {**kept, "_FillValue": None}
+    return encoding

@@ -14,6 +14,7 @@ STAGES = {
     "synth": "write synthetic CF NetCDF maps (demo, tests, benchmarks)",
     "prepare": "raw maps → analysis-ready Zarr store",
     "train": "fit a network (ConvLSTM, stacked LSTM, baselines) on the store; checkpoints under runs/<name>/",
+    "sync-runs": "copy runs tracked locally during a server outage to the MLflow server",
 }
 
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unknown stage '{stage}'; choose one of: {', '.join(STAGES)}.", file=sys.stderr)
         return 2
     _setup_logging()
-    module = importlib.import_module(f"pipelines.{stage}")
+    module = importlib.import_module(f"pipelines.{stage.replace('-', '_')}")
     try:
         return module.main(rest)
     except ForecastError as exc:

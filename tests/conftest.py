@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from forecast.data.synthetic import SyntheticSpec, write_synthetic
 from pipelines.cli import main as cli_main
 
 
@@ -82,3 +83,14 @@ def source_dir(tmp_path, six_hourly) -> Path:
     """Four files of a 40-step, 6×12 grid, two-variable dataset."""
     write_split(cf_dataset(six_hourly), tmp_path / "src", 4)
     return tmp_path / "src"
+
+
+@pytest.fixture(scope="session")
+def advecting_store(tmp_path_factory) -> Path:
+    """600 six-hourly maps of two advected variables on a 16×32 grid, prepared with the default splits."""
+    root = tmp_path_factory.mktemp("advecting")
+    write_synthetic(root / "src", SyntheticSpec(n_times=600, n_lat=16, n_lon=32, seed=3), n_files=3)
+    store = root / "store.zarr"
+    source = str(root / "src" / "*.nc")
+    assert cli_main(["prepare", "--source", source, "--variables", "t2m,tp", "--output", str(store)]) == 0
+    return store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.conftest import experiment, last_validation, run_train
+from tests.runs import experiment, last_validation, run_train
 
 # Both runs: 20 optimiser steps of 8 windows each, then one validation over the same 48 windows.
 TRAINER = {"max_steps": 20, "val_check_interval": 20, "limit_val_batches": 6, "deterministic": True}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.training.conftest import experiment, run_train, subprocess_env, train_command
+from tests.runs import experiment, run_train, subprocess_env, train_command
 
 EPOCH = 15  # batches per epoch
 TRAINER = {"max_steps": 120, "limit_train_batches": EPOCH, "val_check_interval": 10, "limit_val_batches": 2,

@@ -8,7 +8,7 @@ import pytest
 
 from forecast.data.synthetic import SyntheticSpec, write_synthetic
 from pipelines.cli import main as cli_main
-from tests.training.conftest import experiment, last_validation, train_in_process
+from tests.runs import experiment, last_validation, train_in_process
 
 STEPS = {"max_steps": 150, "val_check_interval": 50}
 

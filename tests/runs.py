@@ -1,4 +1,4 @@
-"""A small prepared store of synthetic advecting fields, shared by the training tests, and helpers to train on it."""
+"""Run ``forecast train`` on an experiment config, in this process or as a separate program, and read its log."""
 
 from __future__ import annotations
 
@@ -8,24 +8,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
-from forecast.data.synthetic import SyntheticSpec, write_synthetic
 from pipelines.cli import main as cli_main
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def advecting_store(tmp_path_factory) -> Path:
-    """600 six-hourly maps of two advected variables on a 16×32 grid, prepared with the default splits."""
-    root = tmp_path_factory.mktemp("advecting")
-    write_synthetic(root / "src", SyntheticSpec(n_times=600, n_lat=16, n_lon=32, seed=3), n_files=3)
-    store = root / "store.zarr"
-    source = str(root / "src" / "*.nc")
-    assert cli_main(["prepare", "--source", source, "--variables", "t2m,tp", "--output", str(store)]) == 0
-    return store
+REPO = Path(__file__).resolve().parents[1]
 
 
 def experiment(directory: Path, store: Path, **sections) -> Path:
@@ -38,6 +25,7 @@ def experiment(directory: Path, store: Path, **sections) -> Path:
         "loader": {"batch_size": 8},
         "trainer": {"accelerator": "cpu", "enable_progress_bar": False, "limit_val_batches": 6},
         "optim": {"lr": 0.003, "warmup_steps": 10},
+        "tracking": {"enabled": False},
     }
     for key, values in sections.items():
         config[key] = {**config.get(key, {}), **values} if isinstance(values, dict) else values

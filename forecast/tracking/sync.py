@@ -1,0 +1,74 @@
+"""Copy runs that went on in a local store (server outage, offline cluster) to the tracking server."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run
+from mlflow.exceptions import MlflowException
+
+from forecast.tracking.logger import REMOTE_RUN_TAG, REMOTE_URI_TAG, SYNCED_TAG, local_experiment
+from forecast.tracking.registry import Skill, register_version
+from forecast.tracking.training_run import MODEL_ARTIFACT, PENDING_REGISTRATION_TAG
+
+BATCH = 500  # metrics per request, under MLflow's 1000
+
+
+@dataclass(frozen=True)
+class SyncedRun:
+    local_run_id: str
+    remote_run_id: str
+    metric_points: int
+    registered: str | None
+
+
+def pending_runs(client: MlflowClient) -> list[Run]:
+    """Runs of a local store not yet copied to a server."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    return [run for run in client.search_runs(experiments) if SYNCED_TAG not in run.data.tags]
+
+
+def sync_run(local: MlflowClient, run: Run, remote: MlflowClient) -> SyncedRun:
+    """Copy params, tags, full metric histories, artifacts and status of ``run`` to ``remote``; register its
+    model there when the training asked for it; mark the local run synced."""
+    experiment = local.get_experiment(run.info.experiment_id).name
+    remote_id = run.data.tags.get(REMOTE_RUN_TAG) or ""
+    try:
+        remote_id = remote.get_run(remote_id).info.run_id if remote_id else ""
+    except MlflowException:
+        remote_id = ""  # deleted on the server meanwhile: copy as a new run
+    if not remote_id:
+        remote_id = remote.create_run(local_experiment(remote, experiment, None),
+                                      run_name=run.data.tags.get("mlflow.runName")).info.run_id
+    logged = remote.get_run(remote_id).data.params
+    params = [Param(k, v) for k, v in run.data.params.items() if k not in logged]
+    for start in range(0, len(params), 100):
+        remote.log_batch(remote_id, params=params[start:start + 100])
+    skip = {REMOTE_RUN_TAG, REMOTE_URI_TAG, PENDING_REGISTRATION_TAG}
+    for key, value in run.data.tags.items():
+        if key not in skip:
+            remote.set_tag(remote_id, key, value)
+    points = [Metric(m.key, m.value, m.timestamp, m.step) for key in run.data.metrics
+              for m in local.get_metric_history(run.info.run_id, key)]
+    for start in range(0, len(points), BATCH):
+        remote.log_batch(remote_id, metrics=points[start:start + BATCH])
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = Path(local.download_artifacts(run.info.run_id, "", tmp))
+        if any(artifacts.iterdir()):
+            remote.log_artifacts(remote_id, str(artifacts))
+    remote.set_terminated(remote_id, run.info.status if run.info.status != "RUNNING" else "FINISHED")
+    registered = None
+    name = run.data.tags.get(PENDING_REGISTRATION_TAG)
+    if name:
+        metrics = run.data.metrics
+        skill = Skill(metrics["val/rmse"], metrics["val/rmse_persistence"], metrics["val/rmse_climatology"])
+        source = f"{remote.get_run(remote_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        version, _ = register_version(remote, name, source, remote_id, skill)
+        registered = f"models:/{name}/{version.version}"
+    local.set_tag(run.info.run_id, SYNCED_TAG, remote_id)
+    return SyncedRun(run.info.run_id, remote_id, len(points), registered)

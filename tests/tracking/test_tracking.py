@@ -1,0 +1,171 @@
+"""Training runs against a real MLflow server: what a run logs, the registry, DDP, and outages."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+
+from forecast.models.package import load_package
+from forecast.tracking.logger import REMOTE_RUN_TAG, offline_store
+from tests.runs import experiment, run_train, subprocess_env, train_command, train_in_process
+
+TRAINER = {"max_steps": 12, "val_check_interval": 6, "limit_val_batches": 2}
+MODEL = {"kind": "convlstm", "options": {"hidden": [8]}}
+
+
+def tracked(tmp_path: Path, store: Path, name: str, uri: str, **sections) -> Path:
+    sections = {"model": MODEL, "trainer": TRAINER, **sections}
+    tracking = {"enabled": True, "uri": uri, **sections.pop("tracking", {})}
+    return experiment(tmp_path, store, name=name, tracking=tracking, **sections)
+
+
+def only_run(client: MlflowClient, experiment_name: str):
+    [run] = client.search_runs([client.get_experiment_by_name(experiment_name).experiment_id])
+    return run
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+@pytest.mark.slow
+def test_a_training_run_logs_config_provenance_metrics_plots_checkpoint_and_a_registered_model(
+        tmp_path, advecting_store, mlflow_server, capsys):
+    config = tracked(tmp_path, advecting_store, "logged", mlflow_server.uri)
+    assert train_in_process(tmp_path, config) == 0
+    out = capsys.readouterr().out
+    client = MlflowClient(mlflow_server.uri)
+    run = only_run(client, "logged")
+
+    assert run.data.params["model/kind"] == "convlstm"
+    assert run.data.params["data/output"] == str(advecting_store)
+    assert run.data.params["optim/lr"] == "0.003"
+    assert {"model_kind", "dataset", "dataset_hash", "forecast_version"} <= set(run.data.tags)
+    assert run.data.tags["model_kind"] == "convlstm"
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert len(history) >= 1 and max(m.step for m in history) >= 9
+    for key in ("val/loss", "val/rmse", "val/rmse_persistence", "val/rmse/t2m/lead_01", "val/rmse/tp/lead_04",
+                "val/rmse_climatology/t2m/lead_04"):
+        assert key in run.data.metrics, key
+    assert len(client.get_metric_history(run.info.run_id, "val/rmse")) >= 2  # both validations, not only the last
+
+    artifacts = artifact_paths(client, run.info.run_id)
+    assert {"config.yaml", "data/provenance.json", "data/normalisation.json", "plots/learning_curves.png",
+            "plots/rmse_by_lead.png", "plots/validation_maps.png", "checkpoints/best.ckpt",
+            "model/weights.pt", "model/model.json", "model/data.npz"} <= artifacts
+    png = Path(download_artifacts(run_id=run.info.run_id, artifact_path="plots/rmse_by_lead.png",
+                                  tracking_uri=mlflow_server.uri, dst_path=str(tmp_path / "dl")))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    version = client.get_model_version_by_alias("logged", "candidate")
+    assert version.run_id == run.info.run_id
+    assert float(version.tags["val_rmse"]) == pytest.approx(run.data.metrics["val/rmse"], rel=1e-5)
+    assert "models:/logged@candidate" in out and run.info.run_id in out
+
+    # The registered model loads with nothing but the project: weights, network and statistics together.
+    folder = download_artifacts(artifact_uri="models:/logged@candidate", tracking_uri=mlflow_server.uri,
+                                dst_path=str(tmp_path / "model"))
+    package = load_package(Path(folder))
+    assert package.channels == ["t2m", "tp"] and package.description["input_steps"] == 4
+    x = torch.zeros(1, 4, 2, 16, 32)
+    assert package.net(x, 4).shape == (1, 4, 2, 16, 32)
+
+
+@pytest.mark.slow
+def test_a_version_that_does_not_beat_persistence_is_candidate_but_never_champion(
+        tmp_path, advecting_store, mlflow_server):
+    config = tracked(tmp_path, advecting_store, "lazy", mlflow_server.uri, model={"kind": "persistence"},
+                     trainer={"max_epochs": 1, "limit_train_batches": 1, "limit_val_batches": 2})
+    assert train_in_process(tmp_path, config) == 0
+    client = MlflowClient(mlflow_server.uri)
+    version = client.get_model_version_by_alias("lazy", "candidate")
+    assert version.tags["beats_persistence"] == "false"
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias("lazy", "champion")
+
+
+@pytest.mark.slow
+def test_ddp_with_two_processes_logs_exactly_one_run(tmp_path, advecting_store, mlflow_server):
+    config = tracked(tmp_path, advecting_store, "ddp-tracked", mlflow_server.uri, loader={"batch_size": 4},
+                     trainer={"devices": 2, "strategy": "ddp"})
+    run_train(tmp_path, config)
+    run = only_run(MlflowClient(mlflow_server.uri), "ddp-tracked")
+    assert run.info.status == "FINISHED" and "val/rmse" in run.data.metrics
+
+
+def test_unreachable_server_at_start_stops_before_training(tmp_path, advecting_store, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = experiment(tmp_path, advecting_store, name="nowhere", tracking={"enabled": True, "uri": "http://127.0.0.1:9"})
+    result = run_cli("train", "--config", config)
+    assert result.code == 4
+    [line] = result.err.strip().splitlines()
+    assert "http://127.0.0.1:9 is unreachable" in line and "--tracking.offline_fallback true" in line
+    assert not (tmp_path / "runs" / "nowhere" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_offline_fallback_at_start_then_sync_runs_copies_and_registers(tmp_path, advecting_store, own_server,
+                                                                       run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tracked(tmp_path, advecting_store, "hpc", own_server.uri, tracking={"offline_fallback": True})
+    assert run_cli("train", "--config", config).code == 0
+    local = MlflowClient(offline_store(tmp_path / "runs" / "hpc")[0])
+    assert "val/rmse" in only_run(local, "hpc").data.metrics
+
+    own_server.start()
+    result = run_cli("sync-runs")
+    assert result.code == 0 and "1 run(s) copied" in result.out
+    client = MlflowClient(own_server.uri)
+    run = only_run(client, "hpc")
+    assert len(client.get_metric_history(run.info.run_id, "val/rmse")) >= 2
+    assert "model/weights.pt" in artifact_paths(client, run.info.run_id)
+    assert client.get_model_version_by_alias("hpc", "candidate").run_id == run.info.run_id
+    assert "Nothing to copy" in run_cli("sync-runs").out  # idempotent
+
+
+@pytest.mark.slow
+def test_server_dying_mid_run_loses_no_metric_and_sync_runs_completes_the_run(tmp_path, advecting_store, own_server,
+                                                                              run_cli, monkeypatch):
+    own_server.start()
+    steps = 60
+    config = tracked(tmp_path, advecting_store, "outage", own_server.uri,
+                     trainer={"max_steps": steps, "val_check_interval": 10, "log_every_n_steps": 2})
+    training = subprocess.Popen(train_command(config), cwd=tmp_path, env=subprocess_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(own_server.uri)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # kill the server once the run has some of its metrics there
+        experiment_ = client.get_experiment_by_name("outage")
+        runs = client.search_runs([experiment_.experiment_id]) if experiment_ else []
+        if runs and "train/loss" in runs[0].data.metrics:
+            break
+        time.sleep(0.2)
+    own_server.kill()
+    out, err = training.communicate(timeout=300)
+    assert training.returncode == 0, err[-3000:]
+    assert (tmp_path / "runs" / "outage" / "checkpoints" / "last.ckpt").exists()
+    assert "sync-runs" in out
+
+    local = only_run(MlflowClient(offline_store(tmp_path / "runs" / "outage")[0]), "outage")
+    server_run_id = local.data.tags[REMOTE_RUN_TAG]
+    assert server_run_id == runs[0].info.run_id
+
+    own_server.start()
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("sync-runs").code == 0
+    run = client.get_run(server_run_id)
+    steps_logged = {m.step for m in client.get_metric_history(server_run_id, "train/loss")}
+    assert max(steps_logged) >= steps - 2 and min(steps_logged) <= 10  # before and after the outage
+    assert run.info.status == "FINISHED"
+    assert {"model/weights.pt", "plots/rmse_by_lead.png"} <= artifact_paths(client, server_run_id)
+    assert client.get_model_version_by_alias("outage", "candidate").run_id == server_run_id

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 
+from forecast.atomic import write_then_rename
 from forecast.data.datamodule import ForecastDataModule
 from forecast.data.store import StoreInfo
 from forecast.errors import ConfigError
@@ -24,7 +25,7 @@ from forecast.models import build_network
 from forecast.tracking.config import TrackingConfig
 from forecast.tracking.logger import ResilientMLFlowLogger
 from forecast.tracking.server import check_server, is_remote, limit_requests
-from forecast.tracking.training_run import log_finished_training, run_tags
+from forecast.tracking.training_run import log_finished_training, run_tags, save_model
 from forecast.training.callbacks import AtomicCheckpointIO, RandomState
 from forecast.training.config import ModelConfig, TrainerConfig
 from forecast.training.module import ForecastModule
@@ -60,7 +61,9 @@ def main(argv: Sequence[str]) -> int:
     if "val/rmse" not in trainer.callback_metrics:  # stopped by max_steps before any validation
         trainer.validate(module, datamodule=data, verbose=False)
     tracked = None
-    if tracker is not None:
+    if tracker is None:
+        save_model(run_dir, module, data.info, objects.windows.input_steps, None)
+    else:
         tracked = log_finished_training(
             tracker, module=module, info=data.info, input_steps=objects.windows.input_steps, run_dir=run_dir,
             best_checkpoint=trainer.checkpoint_callback.best_model_path or None,
@@ -162,10 +165,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
 
 @rank_zero_only
 def save_config(config: dict, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / ".config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    tmp.replace(run_dir / "config.yaml")
+    write_then_rename(run_dir / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(config, sort_keys=False)))
 
 
 @rank_zero_only
@@ -177,6 +177,7 @@ def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: 
     kind = module.hparams.network["kind"]
     print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind}")
     print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
+    print(f"  model        {run_dir / 'model'} (weights, network and statistics: what evaluate and predict load)")
     if rmse:
         scores = ", ".join(f"{key.split('/')[1]} {value:.4f}" for key, value in rmse.items())
         print(f"  validation RMSE (normalised units): {scores}")

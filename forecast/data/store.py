@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast.data.windows import SPLITS, SplitRange
+from forecast.atomic import write_then_rename
 from forecast.errors import DataError
 
 FORMAT_VERSION = 1
@@ -46,21 +47,8 @@ def write_atomically(ds: xr.Dataset, output: Path, encoding: dict[str, Any], run
     ``run`` computes the delayed write (with a progress bar). A failure leaves nothing at ``output``;
     an existing store there is replaced only once the new one is complete.
     """
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        delayed = ds.to_zarr(tmp, mode="w", encoding=encoding, compute=False, zarr_format=3, consolidated=False)
-        run(delayed)
-        if output.exists():
-            old = output.with_name(f".{output.name}.old-{os.getpid()}")
-            output.rename(old)
-            tmp.rename(output)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_then_rename(output, lambda tmp: run(ds.to_zarr(tmp, mode="w", encoding=encoding, compute=False,
+                                                         zarr_format=3, consolidated=False)))
 
 
 @dataclass(frozen=True)

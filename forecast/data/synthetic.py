@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from forecast.atomic import write_then_rename
+
 log = logging.getLogger(__name__)
 
 G = 9.80665  # m s-2: geopotential = G * geopotential height
@@ -306,16 +308,6 @@ def write_synthetic(
     paths = []
     for i, block in enumerate(_blocks(spec, sizes)):
         paths.append(directory / f"{prefix}_{i:0{digits}d}.nc")
-        _write_atomic(block, paths[-1], engine, encoding)
+        write_then_rename(paths[-1], lambda tmp, block=block: block.to_netcdf(tmp, engine=engine, encoding=encoding))
         log.debug("Wrote %s (%d steps).", paths[-1], block.sizes["time"])
     return paths
-
-
-def _write_atomic(ds: xr.Dataset, path: Path, engine: str, encoding: dict[str, dict]) -> None:
-    """Write under a hidden temporary name beside ``path``, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine=engine, encoding=encoding)  # type: ignore[call-overload]
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

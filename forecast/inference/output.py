@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from forecast.atomic import write_then_rename
 from forecast.errors import DataError
 
 CONVENTIONS = "CF-1.8"
@@ -105,7 +104,7 @@ def forecast_dataset(
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
     """Write ``ds`` to a NetCDF-4 file at ``path``, zlib-compressed; a failure leaves no partial file."""
     encoding = _encoding(ds, {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)})
-    _write_then_rename(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding))
+    write_then_rename(Path(path), lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding))
 
 
 def write_zarr(ds: xr.Dataset, path: str | Path) -> None:
@@ -121,41 +120,12 @@ def write_zarr(ds: xr.Dataset, path: str | Path) -> None:
             warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", UserWarning)
             ds.to_zarr(tmp, mode="w", encoding=encoding, zarr_format=3, consolidated=True)
 
-    _write_then_rename(Path(path), write)
+    write_then_rename(Path(path), write)
 
 
 def forecast_file_name(prefix: str, init_time: Any) -> str:
     """``<prefix>_YYYYmmddTHHMM.nc`` for a numpy, pandas, datetime or cftime init time."""
     return f"{prefix}_{_as_datetime(init_time).strftime('%Y%m%dT%H%M')}.nc"
-
-
-def _write_then_rename(path: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write`` on a temporary name beside ``path``, then rename it into place.
-
-    A failure leaves nothing at ``path`` and no temporary behind. An existing directory store is swapped
-    aside before the rename (a directory cannot be replaced in one step) and removed only afterwards.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(tmp)
-    try:
-        write(tmp)
-        if path.is_dir():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-            tmp.rename(path)
-            _remove(old)
-        else:
-            tmp.replace(path)
-    finally:
-        _remove(tmp)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _as_time_array(init_times: Sequence[Any]) -> np.ndarray:

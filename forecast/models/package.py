@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from forecast.atomic import write_then_rename
 from forecast.errors import ModelError
 from forecast.models.base import Forecaster
 from forecast.models.registry import build_network
@@ -44,11 +45,14 @@ def save_package(directory: Path, net: Forecaster, description: dict[str, Any], 
     missing = [name for name in ARRAY_NAMES if name not in arrays]
     if missing:
         raise ValueError(f"model package needs the arrays {missing}")
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, directory / WEIGHTS)
-    (directory / DESCRIPTION).write_text(json.dumps({"format": FORMAT_VERSION, **description}, indent=2))
-    np.savez(directory / ARRAYS, **{name: np.asarray(arrays[name]) for name in ARRAY_NAMES})
-    return directory
+
+    def write(folder: Path) -> None:
+        folder.mkdir()
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, folder / WEIGHTS)
+        (folder / DESCRIPTION).write_text(json.dumps({"format": FORMAT_VERSION, **description}, indent=2))
+        np.savez(folder / ARRAYS, **{name: np.asarray(arrays[name]) for name in ARRAY_NAMES})
+
+    return write_then_rename(directory, write)
 
 
 def load_package(directory: Path) -> ModelPackage:

@@ -111,6 +111,13 @@ def draw_plots(folder: Path, module: ForecastModule, info: StoreInfo, input_step
 
 
 @rank_zero_only
+def save_model(run_dir: Path, module: ForecastModule, info: StoreInfo, input_steps: int, run_id: str | None) -> Path:
+    """The trained network packaged at runs/<name>/model/: what evaluate and predict load by default."""
+    description = {**package_description(module, info, input_steps), "run_id": run_id}
+    return save_package(run_dir / MODEL_ARTIFACT, module.net, description, package_arrays(info))
+
+
+@rank_zero_only
 def log_finished_training(logger: ResilientMLFlowLogger, *, module: ForecastModule, info: StoreInfo, input_steps: int,
                           run_dir: Path, best_checkpoint: str | None, registered_model: str) -> dict[str, Any]:
     """Log the artifacts and register the model; returns what was done (run id, version, where)."""
@@ -121,13 +128,13 @@ def log_finished_training(logger: ResilientMLFlowLogger, *, module: ForecastModu
         (tmp_dir / "data" / "provenance.json").write_text(json.dumps(provenance(info), indent=2))
         (tmp_dir / "data" / "normalisation.json").write_text(json.dumps(normalisation(info), indent=2))
         draw_plots(tmp_dir / "plots", module, info, input_steps, metrics_csv)
-        save_package(tmp_dir / MODEL_ARTIFACT, module.net, package_description(module, info, input_steps),
-                     package_arrays(info))
+        model = save_model(run_dir, module, info, input_steps, logger.run_id)
 
         def upload(client: MlflowClient, run_id: str) -> None:
             client.log_artifact(run_id, str(run_dir / "config.yaml"))
-            for folder in ("data", "plots", MODEL_ARTIFACT):
+            for folder in ("data", "plots"):
                 client.log_artifacts(run_id, str(tmp_dir / folder), folder)
+            client.log_artifacts(run_id, str(model), MODEL_ARTIFACT)
             if best_checkpoint:
                 client.log_artifact(run_id, best_checkpoint, "checkpoints")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from forecast.atomic import write_then_rename
 
 
 class RandomState(pl.Callback):
@@ -45,11 +46,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     leaves the previous ``last.ckpt`` intact instead of a truncated one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_then_rename(Path(path), lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(
+            checkpoint, tmp, storage_options))

@@ -14,6 +14,8 @@ STAGES = {
     "synth": "write synthetic CF NetCDF maps (demo, tests, benchmarks)",
     "prepare": "raw maps → analysis-ready Zarr store",
     "train": "fit a network (ConvLSTM, stacked LSTM, baselines) on the store; checkpoints under runs/<name>/",
+    "evaluate": "skill of a model, persistence and climatology on the test split (tables, plots, MLflow)",
+    "predict": "batch forecasts for init times (latest, ISO time, START/END) as CF NetCDF / Zarr",
     "sync-runs": "copy runs tracked locally during a server outage to the MLflow server",
 }
 

@@ -11,6 +11,8 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from forecast.data.config import DataConfig, WindowConfig
 from forecast.data.datamodule import ForecastDataModule
 from forecast.errors import ConfigError
+from forecast.evaluation.config import EvaluateConfig
+from forecast.inference.config import PredictConfig
 from forecast.tracking.config import TrackingConfig
 from forecast.training.config import ModelConfig, TrainerConfig
 from forecast.training.module import ForecastModule
@@ -55,6 +57,16 @@ def expand_shortcuts(argv: Sequence[str], shortcuts: Shortcuts) -> list[str]:
     return out
 
 
+EVALUATE_SHORTCUTS: Shortcuts = {"--model": ("--evaluate.model", str), "--split": ("--evaluate.split", str)}
+PREDICT_SHORTCUTS: Shortcuts = {
+    "--model": ("--predict.model", str),
+    "--init-time": ("--predict.init_time", str),
+    "--source": ("--predict.source", str),
+    "--output": ("--predict.output_dir", str),
+    "--overwrite": ("--predict.overwrite", None),
+}
+
+
 # Arguments the training stage wires from the store and the other sections, never set by the user.
 MODULE_WIRED = {"net", "lat_weights", "climatology", "channels", "output_steps", "network"}
 LOADER_WIRED = {"store", "input_steps", "output_steps", "stride", "seed"}
@@ -80,6 +92,8 @@ def build_parser(stage: str, description: str) -> ArgumentParser:
                                help="train: batches")
     parser.add_class_arguments(TrainerConfig, "trainer", help="train: Lightning Trainer")
     parser.add_class_arguments(TrackingConfig, "tracking", help="MLflow tracking and model registry")
+    parser.add_class_arguments(EvaluateConfig, "evaluate", help="evaluate: skill on a split")
+    parser.add_class_arguments(PredictConfig, "predict", help="predict: batch forecasts")
     parser.add_argument("--ckpt_path", type=str | None, default=None,
                         help="train: resume from a checkpoint file, or 'last' for runs/<name>/checkpoints/last.ckpt")
     return parser

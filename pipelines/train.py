@@ -22,7 +22,7 @@ from forecast.data.datamodule import ForecastDataModule
 from forecast.data.store import StoreInfo
 from forecast.errors import ConfigError
 from forecast.models import build_network
-from forecast.tracking.config import TrackingConfig
+from forecast.tracking.config import LOCAL_ARTIFACTS, TrackingConfig
 from forecast.tracking.logger import ResilientMLFlowLogger
 from forecast.tracking.server import check_server, is_remote, limit_requests
 from forecast.tracking.training_run import log_finished_training, run_tags, save_model
@@ -88,9 +88,6 @@ def build_tracker(config: TrackingConfig, name: str, run_dir: Path, resumed: boo
         tracking_uri=uri, artifact_location=local_artifacts,
         run_id=previous.get("run_id") if previous.get("uri") == uri else None,
     )
-
-
-LOCAL_ARTIFACTS = "mlartifacts"  # beside sqlite:///mlflow.db, as `mlflow server` would put them
 
 
 def _remembered_run(run_dir: Path) -> dict:

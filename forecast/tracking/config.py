@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default since 3.x; artifacts go to ./mlartifacts
 FALLBACK_ENV = "FORECAST_OFFLINE_FALLBACK"
+LOCAL_ARTIFACTS = "mlartifacts"  # beside sqlite:///mlflow.db, where `mlflow server` would put them
 
 
 @dataclass

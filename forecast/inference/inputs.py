@@ -1,0 +1,76 @@
+"""The maps a forecast starts from, normalised with the model's training statistics: from the prepared store,
+or from raw files that arrived after training (selected like the store was, never re-normalised on their own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecast.data import selection
+from forecast.data.config import DataConfig
+from forecast.data.provenance import content_hash, describe_sources
+from forecast.data.reader import FieldsReader
+from forecast.data.source import open_source, select_variables
+from forecast.data.stats import denormalise
+from forecast.data.store import StoreInfo
+from forecast.data.timeaxis import check_time_axis
+from forecast.errors import DataError
+from forecast.inference.runner import Runner
+
+
+@dataclass(frozen=True)
+class InputSeries:
+    """``read(start, stop)`` → ``[stop - start, C, H, W]`` normalised maps at positions of ``times``; ``segment``
+    labels the gap-free runs; ``checksum`` identifies the data (the store's content hash or the files')."""
+
+    times: np.ndarray
+    segment: np.ndarray
+    read: Callable[[int, int], np.ndarray]
+    checksum: str
+    origin: str
+
+    @property
+    def index(self) -> pd.Index:
+        return pd.Index(self.times)
+
+    def windows(self, ends: list[int], steps: int) -> np.ndarray:
+        """Input windows ``[N, steps, C, H, W]`` ending (inclusive) at each position of ``ends``."""
+        return np.stack([self.read(end - steps + 1, end + 1) for end in ends])
+
+
+def from_store(info: StoreInfo, runner: Runner) -> InputSeries:
+    reader = FieldsReader(info.path)
+    checksum = str(info.attrs.get("content_hash", ""))
+    if checksum == runner.package.description["store"]["content_hash"]:
+        read = reader.read  # the very statistics the model trained with
+    else:
+        def read(start: int, stop: int) -> np.ndarray:
+            physical = denormalise(reader.read(start, stop), info.mean, info.std, channel_axis=1)
+            return runner.normalise(np.where(info.mask, physical, np.nan))
+    return InputSeries(info.times, info.segment, read, checksum, str(info.path))
+
+
+def from_raw(source: str, data: DataConfig, runner: Runner) -> InputSeries:
+    """Open new raw files, select the model's variables, levels and region, check they are on its grid."""
+    description = runner.package.description
+    ds, paths = open_source(source, data.chunk_mb)
+    variables = list(dict.fromkeys(c["variable"] for c in description["channels"]))
+    ds = select_variables(ds, variables, source)
+    ds = selection.coarsen(selection.select_region(ds, data.region, source), data.coarsen)
+    fields = selection.stack_channels(ds, variables, data.levels, source)
+    channels = [str(c) for c in fields["channel"].values]
+    if channels != runner.package.channels:
+        raise DataError(f"{source}: gives channels {channels}; the model was trained on {runner.package.channels}.")
+    latitude, longitude = runner.package.arrays["latitude"], runner.package.arrays["longitude"]
+    same_grid = fields.sizes["latitude"] == latitude.size and fields.sizes["longitude"] == longitude.size and \
+        np.allclose(fields["latitude"], latitude) and np.allclose(fields["longitude"], longitude)
+    if not same_grid:
+        raise DataError(f"{source}: grid {fields.sizes['latitude']}×{fields.sizes['longitude']} differs from the "
+                        f"model's {latitude.size}×{longitude.size}; regrid the files to the training grid first.")
+    axis = check_time_axis(fields["time"].values, source)
+    normalised = runner.normalise(fields.values)  # new files for one forecast: small enough to hold
+    checksum = content_hash(describe_sources(paths), {}, "")
+    return InputSeries(fields["time"].values, axis.segment, lambda a, b: normalised[a:b], checksum, source)

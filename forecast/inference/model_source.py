@@ -1,0 +1,57 @@
+"""Find a trained model by what a user types: an MLflow model URI, a package folder, or a checkpoint file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+
+from forecast.errors import ModelError
+from forecast.models.package import ModelPackage, load_package
+
+MLFLOW_SCHEMES = ("models:/", "runs:/")
+
+
+def load_model(source: str, tracking_uri: str) -> ModelPackage:
+    """The model at ``source``:
+
+    - ``models:/<name>@<alias>``, ``models:/<name>/<version>`` or ``runs:/<run id>/model``: from MLflow;
+    - a folder written by ``forecast train`` (runs/<name>/model);
+    - a Lightning checkpoint (runs/<name>/checkpoints/*.ckpt): its weights in the package folder beside it.
+    """
+    if source.startswith(MLFLOW_SCHEMES):
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # cron logs, not bars
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                folder = download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
+            except (MlflowException, OSError) as exc:
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"model {source} not found at {tracking_uri} ({first}); check the name and "
+                                 "alias in the MLflow UI, or pass a folder like runs/<name>/model.") from exc
+            return load_package(Path(folder))
+    path = Path(source)
+    if path.is_dir():
+        return load_package(path)
+    if path.suffix == ".ckpt" and path.is_file():
+        return _from_checkpoint(path)
+    raise ModelError(f"model {source} does not exist; give models:/<name>@<alias>, runs:/<id>/model, "
+                     "a folder runs/<name>/model or a checkpoint file.")
+
+
+def _from_checkpoint(path: Path) -> ModelPackage:
+    package_dir = path.parent.parent / "model"
+    if not package_dir.is_dir():
+        raise ModelError(f"checkpoint {path} has no model package beside it ({package_dir}); pass that run's "
+                         "model folder or its MLflow URI instead.")
+    package = load_package(package_dir)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise ModelError(f"checkpoint {path} is unreadable ({exc}).") from exc
+    package.net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+    package.description["checkpoint"] = str(path)
+    return package

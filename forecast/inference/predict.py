@@ -1,0 +1,84 @@
+"""Batch forecasts: one CF NetCDF file per init time, skipped when done, written atomically; a range also as one
+WeatherBench2-layout Zarr store."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm.auto import tqdm
+
+import forecast
+from forecast.inference.inputs import InputSeries
+from forecast.inference.output import ChannelMeta, forecast_dataset, forecast_file_name, write_netcdf, write_zarr
+from forecast.inference.runner import Runner
+
+
+@dataclass
+class PredictResult:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    zarr: Path | None = None
+    model_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(self.written + self.skipped)
+
+
+def catch_up(latest: int, candidates: list[int], times: np.ndarray, output_dir: Path, prefix: str) -> list[int]:
+    """``latest`` plus every init time since the newest file already in ``output_dir``: a cron job that missed
+    runs fills the hole on its next run."""
+    done = sorted(p.name for p in output_dir.glob(f"{prefix}_*.nc"))
+    if not done:
+        return [latest]
+    return [i for i in candidates if forecast_file_name(prefix, times[i]) > done[-1] and i <= latest] or [latest]
+
+
+def predict(runner: Runner, series: InputSeries, inits: list[int], output_dir: Path, prefix: str,
+            attrs: dict[str, str], overwrite: bool = False, zarr: bool = False) -> PredictResult:
+    """Forecast from each init position of ``series``; files already there are kept unless ``overwrite``."""
+    started = time.perf_counter()
+    description = runner.package.description
+    channels = [ChannelMeta(**c) for c in description["channels"]]
+    step = pd.Timedelta(description["time_step"])
+    input_steps = int(description["input_steps"])
+    latitude, longitude = runner.package.arrays["latitude"], runner.package.arrays["longitude"]
+    attrs = {**attrs, "forecast_version": forecast.__version__, "input_data": series.origin,
+             "input_data_checksum": series.checksum, "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    result = PredictResult()
+    paths = {i: output_dir / forecast_file_name(prefix, series.times[i]) for i in inits}
+    pending = [i for i in inits if overwrite or not paths[i].exists()]
+    result.skipped = [paths[i] for i in inits if i not in pending]
+    with tqdm(total=len(pending), desc="forecasts", unit="init", disable=None) as bar:
+        for start in range(0, len(pending), runner.batch_size):
+            batch = pending[start:start + runner.batch_size]
+            x = series.windows(batch, input_steps)
+            model_started = time.perf_counter()
+            y = runner.physical(runner.normalised(x))
+            result.model_seconds += time.perf_counter() - model_started
+            for k, i in enumerate(batch):
+                ds = forecast_dataset(y[k:k + 1], [series.times[i]], step, channels, latitude, longitude, attrs)
+                write_netcdf(ds, paths[i])
+                result.written.append(paths[i])
+            bar.update(len(batch))
+    if zarr and len(inits) > 1:
+        result.zarr = output_dir / f"{Path(paths[inits[0]].stem)}_to_{paths[inits[-1]].stem.split('_')[-1]}.zarr"
+        parts = [xr.open_dataset(paths[i], decode_timedelta=True) for i in inits]
+        try:
+            combined = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override")
+            for name in ("time", "valid_time"):  # keep one calendar-aware encoding for the whole store
+                encoding = parts[0][name].encoding
+                combined[name].encoding = {k: v for k, v in encoding.items() if k in {"units", "calendar"}}
+            write_zarr(combined.load(), result.zarr)
+        finally:
+            for part in parts:
+                part.close()
+    result.total_seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,69 @@
+"""``forecast predict``: batch forecasts for one or many init times as CF NetCDF files (and a Zarr store for a
+range); safe to run from cron: finished init times are skipped, missed ones caught up, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from forecast.data.store import open_store
+from forecast.data.timeaxis import format_time
+from forecast.inference.init_times import select_init_times, startable
+from forecast.inference.inputs import from_raw, from_store
+from forecast.inference.predict import catch_up, predict
+from forecast.inference.runner import Runner
+from forecast.tracking.record import record
+from pipelines.common import configured_model
+from pipelines.config import PREDICT_SHORTCUTS, build_parser, parse
+
+DESCRIPTION = """Forecast from the prepared store (or new raw files) for init times: latest, an ISO time, or START/END.
+Shortcuts: --model --init-time --source --output --overwrite.  Exit 0: done or nothing to do."""
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser("predict", DESCRIPTION)
+    cfg, objects = parse(parser, argv, PREDICT_SHORTCUTS)
+    settings = objects.predict
+    package, source = configured_model(settings.model, cfg.name, objects.tracking)
+    runner = Runner(package, settings.batch_size)
+    series = from_raw(settings.source, objects.data, runner) if settings.source else \
+        from_store(open_store(objects.data.output), runner)
+    input_steps = int(package.description["input_steps"])
+    output_dir = Path(settings.output_dir or Path("forecasts") / cfg.name)
+    inits = select_init_times(settings.init_time, series.times, series.segment, input_steps)
+    if settings.init_time == "latest" and not settings.overwrite:
+        inits = catch_up(inits[-1], startable(series.segment, input_steps).tolist(), series.times, output_dir,
+                         cfg.name)
+    attrs = {"model": source, "model_run_id": str(package.description.get("run_id") or ""),
+             "training_data_checksum": str(package.description["store"]["content_hash"])}
+    result = predict(runner, series, inits, output_dir, cfg.name, attrs, settings.overwrite,
+                     zarr="/" in settings.init_time)
+    first, last = format_time(series.times[inits[0]]), format_time(series.times[inits[-1]])
+    if result.written:
+        record_run(objects, cfg.name, source, package, result, first, last)
+    print(f"Forecasts {first} … {last} ({len(inits)} init time(s)) by {source} in {output_dir}/: "
+          f"{len(result.written)} written, {len(result.skipped)} already there"
+          + ("" if settings.overwrite or not result.skipped else " (--overwrite redoes them)"))
+    if result.zarr:
+        print(f"  Zarr store (WeatherBench2 layout): {result.zarr}")
+    if result.written:
+        outside = 1 - result.model_seconds / max(result.total_seconds, 1e-9)
+        print(f"  {len(result.written) / result.total_seconds:.1f} init times/s, {outside:.0%} of the time outside "
+              f"the model (inputs, writing)")
+    return 0
+
+
+def record_run(objects, name: str, source: str, package, result, first: str, last: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = {"model": source, "init_times": [first, last], "written": [str(p) for p in result.written],
+                    "skipped": [str(p) for p in result.skipped], "zarr": str(result.zarr) if result.zarr else None}
+        (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        record(objects.tracking, objects.tracking.experiment or name, run_name="predict",
+               tags={"forecast.stage": "predict", "forecast.model_run_id": str(package.description.get("run_id"))},
+               params={"model": source, "init_times": f"{first}/{last}", "files": str(len(result.written)),
+                       "output_dir": str(result.written[0].parent)},
+               metrics={"init_times_per_s": len(result.written) / result.total_seconds,
+                        "share_outside_model": 1 - result.model_seconds / result.total_seconds},
+               artifacts=Path(tmp), artifact_path="predict")

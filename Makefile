@@ -1,23 +1,33 @@
 # forecast: every stage is a target; EXP selects configs/$(EXP).yaml.   `make help` lists them.
+# File targets: `make all` re-runs only the stages whose inputs or config sections changed.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EXP ?= demo
+PORT ?= 5000
 CONFIG := configs/$(EXP).yaml
+RUN := runs/$(EXP)
+STAMP := .stamps/$(EXP)
 STORE := stores/$(EXP).zarr
+MODEL := $(RUN)/model/weights.pt
+SCORES := $(RUN)/evaluation/test/scores.csv
 INSTALLED := $(VENV)/.installed
+FORECAST := $(BIN)/forecast
+STAGE_ARGS := --config $(CONFIG) --name $(EXP)
 
+# The config's data.source files (a glob): new or changed files make the store stale.
+SOURCE_FILES = $(wildcard $(shell sed -n "s/^  source: *['\"]\{0,1\}\([^'\"]*\).*/\1/p" $(CONFIG) 2>/dev/null))
 # Raw data each bundled experiment needs, made on first use (nothing is downloaded).
 SOURCES_demo := data/demo/.complete
 SOURCES_hadcm3 := data/hadcm3/A1B_north_america.nc
 
-.PHONY: help setup demo test prepare lint bench clean
+.PHONY: help setup prepare train evaluate predict forecast all demo test ui bench lint clean FORCE
 
 help:  ## list the targets
 	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  EXP=<name> picks configs/<name>.yaml (default: demo)"
+	@echo "  EXP=<name> picks configs/<name>.yaml (default: demo); PORT=<n> the UI's port (default 5000)"
 
 setup: $(INSTALLED)  ## create .venv: torch==2.13.0 (CPU) first, then the project with dev extras
 
@@ -28,16 +38,46 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
-demo: $(INSTALLED)  ## run the pipeline on the bundled default (synthetic advecting fields)
-	@$(MAKE) --no-print-directory prepare EXP=demo
-
 prepare: $(STORE)  ## raw maps -> analysis-ready store stores/$(EXP).zarr
 
-$(STORE): $(CONFIG) $(SOURCES_$(EXP)) | $(INSTALLED)
-	$(BIN)/forecast prepare --config $(CONFIG) --output $(STORE) --overwrite
+train: $(MODEL)  ## fit the config's network; checkpoints and model under runs/$(EXP)/, run in MLflow
+
+evaluate: $(SCORES)  ## skill on the test split vs persistence and climatology: runs/$(EXP)/evaluation/
+
+predict: $(MODEL)  ## forecast the latest init time (and any missed) into forecasts/$(EXP)/
+	$(FORECAST) predict $(STAGE_ARGS) --init-time latest
+
+forecast: $(STORE) | $(MODEL)  ## the cron job: refresh the store from new sources, forecast what is due
+	$(FORECAST) predict $(STAGE_ARGS) --init-time latest
+
+all: evaluate predict  ## prepare -> train -> evaluate -> predict, re-running only what is stale
+
+demo: $(INSTALLED)  ## the whole pipeline on the bundled synthetic default, then where everything is
+	@$(MAKE) --no-print-directory all EXP=demo
+	@echo
+	@cat runs/demo/evaluation/test/summary.txt
+	@echo "  forecasts    forecasts/demo/*.nc"
+	@echo "  MLflow       make ui  →  http://127.0.0.1:$(PORT)  (experiment 'demo', registered model 'demo')"
+
+# Stamps change only when their config sections do.
+$(STAMP).data: FORCE | $(INSTALLED)
+	@$(BIN)/python -m pipelines.stamp $(CONFIG) $@ data
+$(STAMP).train: FORCE | $(INSTALLED)
+	@$(BIN)/python -m pipelines.stamp $(CONFIG) $@ seed windows model optim loader trainer tracking
+$(STAMP).evaluate: FORCE | $(INSTALLED)
+	@$(BIN)/python -m pipelines.stamp $(CONFIG) $@ evaluate
+
+$(STORE): $(STAMP).data $(SOURCES_$(EXP)) $(SOURCE_FILES) | $(INSTALLED)
+	$(FORECAST) prepare $(STAGE_ARGS) --output $(STORE) --overwrite
+
+$(MODEL): $(STORE) $(STAMP).train
+	$(FORECAST) train $(STAGE_ARGS) --data.output $(STORE)
+
+$(SCORES): $(MODEL) $(STAMP).evaluate
+	$(FORECAST) evaluate $(STAGE_ARGS) --data.output $(STORE)
 
 data/demo/.complete: configs/synthetic/demo.yaml | $(INSTALLED)
-	$(BIN)/forecast synth --config $< --output data/demo
+	$(FORECAST) synth --config $< --output data/demo
 	@touch $@
 
 data/hadcm3/A1B_north_america.nc: | $(INSTALLED)
@@ -47,11 +87,16 @@ data/hadcm3/A1B_north_america.nc: | $(INSTALLED)
 test: $(INSTALLED)  ## install if needed, then run the test suite
 	$(BIN)/python -m pytest -q
 
+ui: $(INSTALLED)  ## MLflow UI over the project's tracking store, on 127.0.0.1 only
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(PORT)
+
+bench: $(INSTALLED)  ## benchmarks: data pipeline, model, prediction (figures printed)
+	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_model.py
+	$(BIN)/python benchmarks/bench_predict.py
+
 lint: $(INSTALLED)  ## ruff
 	$(BIN)/ruff check .
 
-bench: $(INSTALLED)  ## data-pipeline benchmark (figures printed)
-	$(BIN)/python benchmarks/bench_data.py
-
-clean:  ## remove generated data, stores and runs (keeps .venv)
-	rm -rf data stores runs .pytest_cache
+clean:  ## remove generated data, stores, runs, forecasts and the local tracking store (keeps .venv)
+	rm -rf data stores runs forecasts .stamps mlflow.db mlartifacts .pytest_cache

@@ -16,6 +16,7 @@ STAGES = {
     "train": "fit a network (ConvLSTM, stacked LSTM, baselines) on the store; checkpoints under runs/<name>/",
     "evaluate": "skill of a model, persistence and climatology on the test split (tables, plots, MLflow)",
     "predict": "batch forecasts for init times (latest, ISO time, START/END) as CF NetCDF / Zarr",
+    "promote": "point a registry alias (champion) at a model version",
     "sync-runs": "copy runs tracked locally during a server outage to the MLflow server",
 }
 

@@ -40,7 +40,9 @@ def main(argv: Sequence[str]) -> int:
                     run_name="evaluate", tags={"forecast.stage": "evaluate"},
                     params={"model": source, "split": settings.split, "store": str(info.path)},
                     metrics=metrics, artifacts=folder, artifact_path=f"evaluation/{settings.split}")
-    print(report(result, info.channels, folder, source, run_id))
+    summary = skill_summary(result, folder, source, run_id)
+    write_then_rename(folder / "summary.txt", lambda tmp: tmp.write_text(summary + "\n"))
+    print(f"{tables(result, info.channels)}\n\n{summary}")
     return 0
 
 
@@ -80,14 +82,17 @@ def flat_metrics(result: Evaluation, split: str) -> dict[str, float]:
     return metrics
 
 
-def report(result: Evaluation, channels: list[str], folder: Path, source: str, run_id: str | None) -> str:
+def skill_summary(result: Evaluation, folder: Path, source: str, run_id: str | None) -> str:
+    """Skill against the references and where everything went: what a user reads first."""
     model = result.scores["model"]["rmse"]
-    lines = [f"Evaluation of {source} ({result.scores['model'].attrs.get('n_samples', '?')} forecasts)",
-             tables(result, channels), ""]
+    lines = [f"Evaluation of {source}: {result.scores['model'].attrs.get('n_samples', '?')} test forecasts, "
+             f"leads {result.lead_hours[0]:g}–{result.lead_hours[-1]:g} h"]
     for reference in ("persistence", "climatology"):
         skill = float(skill_score(model, result.scores[reference]["rmse"]).mean())
-        lines.append(f"  RMSE skill vs {reference:<12} {skill:+.3f}  (1 perfect, 0 no better, < 0 worse)")
-    lines.append(f"  written      {folder}/ (scores.csv, scores.nc, rmse_by_lead.png, maps_*.png)")
+        lines.append(f"  RMSE skill vs {reference:<12} {skill:+.3f}  (mean over leads and variables; 1 perfect, "
+                     "0 no better, < 0 worse)")
+    lines.append(f"  metrics      {folder}/scores.csv, scores.nc, table.txt")
+    lines.append(f"  plots        {folder}/rmse_by_lead.png, maps_*.png")
     if run_id:
         lines.append(f"  MLflow run   {run_id} (artifacts under evaluation/)")
     return "\n".join(lines)

@@ -86,12 +86,12 @@ def _lead_hours(info: StoreInfo, leads: int) -> list[float]:
     return [step * (k + 1) for k in range(leads)]
 
 
-def draw_plots(folder: Path, module: ForecastModule, info: StoreInfo, input_steps: int, metrics_csv: Path | None
+def draw_plots(folder: Path, module: ForecastModule, info: StoreInfo, input_steps: int, metrics_csv: Path
                ) -> list[Path]:
     """Learning curves, validation RMSE by lead (physical units) and a validation sample's maps."""
     units = [meta.units for meta in channel_meta(info.path)]
     paths = []
-    if metrics_csv is not None and metrics_csv.exists():
+    if metrics_csv.exists():
         paths.append(plots.learning_curves(pd.read_csv(metrics_csv), folder / "learning_curves.png"))
     rmse = {name: values.cpu().numpy() * info.std for name, values in module.lead_rmse().items()}
     if rmse:
@@ -121,7 +121,7 @@ def save_model(run_dir: Path, module: ForecastModule, info: StoreInfo, input_ste
 def log_finished_training(logger: ResilientMLFlowLogger, *, module: ForecastModule, info: StoreInfo, input_steps: int,
                           run_dir: Path, best_checkpoint: str | None, registered_model: str) -> dict[str, Any]:
     """Log the artifacts and register the model; returns what was done (run id, version, where)."""
-    metrics_csv = next(iter(sorted((run_dir / "logs").glob("version_*/metrics.csv"))[-1:]), None)
+    metrics_csv = Path(module.trainer.loggers[0].log_dir) / "metrics.csv"  # the CSVLogger's, this run's
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         (tmp_dir / "data").mkdir()

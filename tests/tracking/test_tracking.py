@@ -83,7 +83,7 @@ def test_a_training_run_logs_config_provenance_metrics_plots_checkpoint_and_a_re
 
 @pytest.mark.slow
 def test_a_version_that_does_not_beat_persistence_is_candidate_but_never_champion(
-        tmp_path, advecting_store, mlflow_server):
+        tmp_path, advecting_store, mlflow_server, run_cli):
     config = tracked(tmp_path, advecting_store, "lazy", mlflow_server.uri, model={"kind": "persistence"},
                      trainer={"max_epochs": 1, "limit_train_batches": 1, "limit_val_batches": 2})
     assert train_in_process(tmp_path, config) == 0
@@ -92,6 +92,13 @@ def test_a_version_that_does_not_beat_persistence_is_candidate_but_never_champio
     assert version.tags["beats_persistence"] == "false"
     with pytest.raises(MlflowException):
         client.get_model_version_by_alias("lazy", "champion")
+
+    # A reviewer may still promote it by hand.
+    result = run_cli("promote", "--model", "lazy", "--version", version.version, "--uri", mlflow_server.uri)
+    assert result.code == 0 and "models:/lazy@champion" in result.out
+    assert client.get_model_version_by_alias("lazy", "champion").version == version.version
+    failed = run_cli("promote", "--model", "lazy", "--version", "99", "--uri", mlflow_server.uri)
+    assert failed.code == 4 and failed.err.count("\n") == 1 and "lazy version 99" in failed.err
 
 
 @pytest.mark.slow

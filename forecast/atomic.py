@@ -15,8 +15,8 @@ def write_then_rename(path: Path, write: Callable[[Path], object]) -> Path:
     aside before the rename (a directory cannot be replaced in one step) and removed only afterwards.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    remove(tmp)
     try:
         write(tmp)
         if path.is_dir():
@@ -29,6 +29,26 @@ def write_then_rename(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         remove(tmp)
     return path
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove what a killed writer of ``path`` left (SIGKILL runs no cleanup): temporaries of dead processes."""
+    for leftover in path.parent.glob(f".{path.name}.*-*"):
+        kind, _, pid = leftover.name.removeprefix(f".{path.name}.").partition("-")
+        if kind in {"tmp", "old"} and pid.isdigit() and not _alive(int(pid)):
+            remove(leftover)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftover from an earlier failed attempt
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def remove(path: Path) -> None:

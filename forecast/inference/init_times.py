@@ -40,9 +40,10 @@ def select_init_times(spec: str, times: np.ndarray, segment: np.ndarray, input_s
     except ValueError as exc:
         raise DataError(f"init time '{spec}' is not 'latest', an ISO time or START/END ({exc}).") from exc
     wanted = np.flatnonzero((index >= start) & (index <= end))
-    if not sep and wanted.size == 0:
-        raise DataError(f"init time {start_text} is not a time of the input data ({format_time(times[0])} … "
-                        f"{format_time(times[-1])}); pick one of its times or use 'latest'.")
+    if wanted.size == 0:
+        what = f"init time {start_text} is not a time" if not sep else f"no time in {spec} is a time"
+        raise DataError(f"{what} of the input data ({format_time(times[0])} … {format_time(times[-1])}); "
+                        "pick times inside it or use 'latest'.")
     chosen = sorted(set(wanted.tolist()) & set(ok.tolist()))
     if not chosen:
         first = format_time(times[int(wanted[0])]) if wanted.size else start_text

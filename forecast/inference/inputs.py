@@ -16,7 +16,7 @@ from forecast.data.reader import FieldsReader
 from forecast.data.source import open_source, select_variables
 from forecast.data.stats import denormalise
 from forecast.data.store import StoreInfo
-from forecast.data.timeaxis import check_time_axis
+from forecast.data.timeaxis import check_time_axis, format_step
 from forecast.errors import DataError
 from forecast.inference.runner import Runner
 
@@ -71,6 +71,21 @@ def from_raw(source: str, data: DataConfig, runner: Runner) -> InputSeries:
         raise DataError(f"{source}: grid {fields.sizes['latitude']}×{fields.sizes['longitude']} differs from the "
                         f"model's {latitude.size}×{longitude.size}; regrid the files to the training grid first.")
     axis = check_time_axis(fields["time"].values, source)
+    _same_time_axis(source, axis.step, ds.attrs.get("calendar", "standard"), description)
     normalised = runner.normalise(fields.values)  # new files for one forecast: small enough to hold
     checksum = content_hash(describe_sources(paths), {}, "")
     return InputSeries(fields["time"].values, axis.segment, lambda a, b: normalised[a:b], checksum, source)
+
+
+GREGORIAN = {"standard", "gregorian", "proleptic_gregorian"}  # one calendar for dates after 1582
+
+
+def _same_time_axis(source: str, step: pd.Timedelta, calendar: str, description: dict) -> None:
+    """New files must step and count days like the training data, or every lead would be mislabelled."""
+    trained_step = pd.Timedelta(description["time_step"])
+    if step != trained_step:
+        raise DataError(f"{source}: time step {format_step(step)}; the model was trained on "
+                        f"{format_step(trained_step)} steps. Give files at the training step.")
+    trained = description.get("calendar") or "standard"
+    if calendar != trained and not {calendar, trained} <= GREGORIAN:
+        raise DataError(f"{source}: calendar {calendar}; the model was trained on the {trained} calendar.")

@@ -3,6 +3,7 @@ WeatherBench2-layout Zarr store."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +36,8 @@ class PredictResult:
 def catch_up(latest: int, candidates: list[int], times: np.ndarray, output_dir: Path, prefix: str) -> list[int]:
     """``latest`` plus every init time since the newest file already in ``output_dir``: a cron job that missed
     runs fills the hole on its next run."""
-    done = sorted(p.name for p in output_dir.glob(f"{prefix}_*.nc"))
+    own = re.compile(rf"{re.escape(prefix)}_\d{{8}}T\d{{4}}\.nc")  # not another experiment's prefix_more_*.nc
+    done = sorted(p.name for p in output_dir.glob(f"{prefix}_*.nc") if own.fullmatch(p.name))
     if not done:
         return [latest]
     return [i for i in candidates if forecast_file_name(prefix, times[i]) > done[-1] and i <= latest] or [latest]

@@ -53,12 +53,13 @@ def main(argv: Sequence[str]) -> int:
         tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model.kind, data.info)}
         tracker.log_hyperparams({k: v for k, v in config.items() if k != "ckpt_path"})
         remember_run(tracker, run_dir)
-    with warnings.catch_warnings():
-        # Mid-epoch resume is exact without a stateful loader: ForecastDataModule skips the batches the
-        # restored loop says are done, and RandomState restores the generators.
-        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
-        trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
-    if "val/rmse" not in trainer.callback_metrics:  # stopped by max_steps before any validation
+    if module.trainable:
+        with warnings.catch_warnings():
+            # Mid-epoch resume is exact without a stateful loader: ForecastDataModule skips the batches the
+            # restored loop says are done, and RandomState restores the generators.
+            warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+            trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+    if "val/rmse" not in trainer.callback_metrics:  # a baseline, or stopped by max_steps before any validation
         trainer.validate(module, datamodule=data, verbose=False)
     tracked = None
     if tracker is None:
@@ -172,8 +173,11 @@ def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     rmse = {k: float(metrics[k]) for k in ("val/rmse", "val/rmse_persistence", "val/rmse_climatology") if k in metrics}
     kind = module.hparams.network["kind"]
-    print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind}")
-    print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
+    if module.trainable:
+        print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind}")
+        print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
+    else:
+        print(f"Baseline {kind}: nothing to train; validated and packaged")
     print(f"  model        {run_dir / 'model'} (weights, network and statistics: what evaluate and predict load)")
     if rmse:
         scores = ", ".join(f"{key.split('/')[1]} {value:.4f}" for key, value in rmse.items())

@@ -31,7 +31,7 @@ def _usage() -> str:
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("distributed", "numcodecs", "fsspec", "asyncio", "mlflow", "alembic"):
+    for noisy in ("distributed", "numcodecs", "fsspec", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for own_handler in ("lightning.pytorch", "lightning.fabric"):  # they print themselves: no second copy
         logging.getLogger(own_handler).propagate = False
@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging()
     module = importlib.import_module(f"pipelines.{stage.replace('-', '_')}")
+    # After the import: mlflow sets its own level when imported. Creating a store or an experiment is no news.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.loggers.mlflow").setLevel(logging.ERROR)
     try:
         return module.main(rest)
     except ForecastError as exc:

@@ -58,6 +58,8 @@ def main(argv: Sequence[str]) -> int:
             # Mid-epoch resume is exact without a stateful loader: ForecastDataModule skips the batches the
             # restored loop says are done, and RandomState restores the generators.
             warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+            # Checkpoints after the optimiser step are what an exact resume needs.
+            warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
             trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
     if "val/rmse" not in trainer.callback_metrics:  # a baseline, or stopped by max_steps before any validation
         trainer.validate(module, datamodule=data, verbose=False)

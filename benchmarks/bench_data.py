@@ -142,7 +142,9 @@ def bench_prepare(work: Path, args: argparse.Namespace) -> None:
     cap = int(args.memory_cap_gb * 2**30)
     code = (
         "import resource, sys, time, json\n"
-        f"resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))\n"
+        # RLIMIT_DATA caps the heap and private anonymous memory, what an out-of-core run must bound; an
+        # address-space cap would also count mapped libraries and reserved-but-unused thread arenas.
+        f"resource.setrlimit(resource.RLIMIT_DATA, ({cap}, {cap}))\n"
         "from forecast.data.config import DataConfig\nfrom forecast.data.prepare import prepare\n"
         f"cfg = DataConfig(source={str(source / '*.nc')!r}, variables={list(variables)!r}, "
         f"output={str(work / 'big.zarr')!r}, chunk_mb={args.chunk_mb})\n"
@@ -158,11 +160,11 @@ def bench_prepare(work: Path, args: argparse.Namespace) -> None:
     )
     if proc.returncode != 0:
         print(proc.stderr[-3000:])
-        raise SystemExit(f"prepare failed under a {args.memory_cap_gb} GiB address-space cap")
+        raise SystemExit(f"prepare failed under a {args.memory_cap_gb} GiB memory cap (RLIMIT_DATA)")
     seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
     peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 2**20  # KiB → GiB
     print(
-        f"    prepare under RLIMIT_AS = {args.memory_cap_gb} GiB (source = {source_bytes / cap:.1f}× the cap): "
+        f"    prepare under RLIMIT_DATA = {args.memory_cap_gb} GiB (source = {source_bytes / cap:.1f}× the cap): "
         f"{seconds:.0f} s, {source_bytes / 2**20 / seconds:.0f} MB/s of source NetCDF, peak RSS {peak:.2f} GiB"
     )
 
@@ -177,6 +179,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench_data_", dir=args.workdir))
     try:
         if args.part in ("windows", "all"):

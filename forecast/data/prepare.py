@@ -24,6 +24,7 @@ from forecast.data.windows import SPLITS, SplitRange, check_split_ranges, check_
 from forecast.errors import ConfigError
 
 log = logging.getLogger(__name__)
+WRITE_BLOCK_MB = 256  # fields computed and written per step of the write: the memory the write needs
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def prepare(config: DataConfig, windows: WindowConfig | None = None, resolved_co
             "fields": {"chunks": chunks, "compressors": None},  # uncompressed: memory-mapped by training
             "time": {"calendar": ds.attrs["calendar"]},
         }
-        write_atomically(ds, output, encoding, lambda delayed: compute(delayed, description=f"writing {output}"))
+        block_steps = chunks[0] * max(1, int(WRITE_BLOCK_MB // config.chunk_mb))
+        write_atomically(ds, output, encoding, block_steps, lambda delayed, what: compute(delayed, description=what))
     log.info("wrote %s: %s", output, dict(ds["fields"].sizes))
     return output
 

@@ -94,6 +94,7 @@ bench: $(INSTALLED)  ## benchmarks: data pipeline, model, prediction (figures pr
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_tracking.py
 
 lint: $(INSTALLED)  ## ruff
 	$(BIN)/ruff check .

@@ -8,12 +8,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from jsonargparse import Namespace
+
 from forecast.data.store import open_store
 from forecast.data.timeaxis import format_time
 from forecast.inference.init_times import select_init_times, startable
 from forecast.inference.inputs import from_raw, from_store
-from forecast.inference.predict import catch_up, predict
+from forecast.inference.predict import PredictResult, catch_up, predict
 from forecast.inference.runner import Runner
+from forecast.models.package import ModelPackage
 from forecast.tracking.record import record
 from pipelines.common import configured_model
 from pipelines.config import PREDICT_SHORTCUTS, build_parser, parse
@@ -55,7 +58,9 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def record_run(objects, name: str, source: str, package, result, first: str, last: str) -> None:
+def record_run(objects: Namespace, name: str, source: str, package: ModelPackage, result: PredictResult, first: str,
+               last: str) -> None:
+    """Which model forecast which init times into which files, as a run of the experiment."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = {"model": source, "init_times": [first, last], "written": [str(p) for p in result.written],
                     "skipped": [str(p) for p in result.skipped], "zarr": str(result.zarr) if result.zarr else None}

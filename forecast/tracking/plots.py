@@ -24,7 +24,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def learning_curves(metrics: pd.DataFrame, path: Path) -> Path:
     """Training and validation loss against optimiser step, from a Lightning CSV log."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for column, label in (("train/loss", "training"), ("val/loss", "validation")):
         if column in metrics:
             series = metrics[["step", column]].dropna()
@@ -38,7 +38,7 @@ def learning_curves(metrics: pd.DataFrame, path: Path) -> Path:
 def rmse_by_lead(rmse: Mapping[str, np.ndarray], channels: Sequence[str], lead_hours: Sequence[float],
                  units: Sequence[str], path: Path, title: str) -> Path:
     """RMSE ``[T, C]`` against lead time, one panel per channel, the model beside each reference forecast."""
-    fig, axes = plt.subplots(1, len(channels), figsize=(4.5 * len(channels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(channels), figsize=(4.5 * len(channels), 3.6), squeeze=False, layout="constrained")
     for c, (ax, channel) in enumerate(zip(axes[0], channels, strict=True)):
         for name, values in rmse.items():
             ax.plot(lead_hours, values[:, c], REFERENCE_STYLE.get(name, "-"), marker="o", ms=3, label=name)
@@ -52,7 +52,7 @@ def rmse_by_lead(rmse: Mapping[str, np.ndarray], channels: Sequence[str], lead_h
 def forecast_maps(truth: np.ndarray, forecast: np.ndarray, channels: Sequence[str], units: Sequence[str],
                   latitude: np.ndarray, longitude: np.ndarray, path: Path, title: str) -> Path:
     """Truth, forecast and error ``[C, H, W]`` side by side, one row per channel (NaN shows as blank)."""
-    fig, axes = plt.subplots(len(channels), 3, figsize=(13, 3.2 * len(channels)), squeeze=False)
+    fig, axes = plt.subplots(len(channels), 3, figsize=(13, 3.2 * len(channels)), squeeze=False, layout="constrained")
     extent = (longitude[0], longitude[-1], latitude[0], latitude[-1])
     for c, channel in enumerate(channels):
         low, high = np.nanpercentile(np.stack([truth[c], forecast[c]]), [1, 99])

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from forecast.atomic import write_then_rename
 from forecast.data.store import StoreInfo, open_store
+from forecast.data.timeaxis import format_step
 from forecast.errors import ConfigError
 from forecast.evaluation.evaluate import Evaluation, evaluate
 from forecast.evaluation.metrics import scores_table, skill_score
@@ -85,8 +88,9 @@ def flat_metrics(result: Evaluation, split: str) -> dict[str, float]:
 def skill_summary(result: Evaluation, folder: Path, source: str, run_id: str | None) -> str:
     """Skill against the references and where everything went: what a user reads first."""
     model = result.scores["model"]["rmse"]
+    first, last = (format_step(pd.Timedelta(hours=h)) for h in (result.lead_hours[0], result.lead_hours[-1]))
     lines = [f"Evaluation of {source}: {result.scores['model'].attrs.get('n_samples', '?')} test forecasts, "
-             f"leads {result.lead_hours[0]:g}–{result.lead_hours[-1]:g} h"]
+             f"leads {first}–{last}"]
     for reference in ("persistence", "climatology"):
         skill = float(skill_score(model, result.scores[reference]["rmse"]).mean())
         lines.append(f"  RMSE skill vs {reference:<12} {skill:+.3f}  (mean over leads and variables; 1 perfect, "

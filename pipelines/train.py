@@ -100,10 +100,8 @@ def _remembered_run(run_dir: Path) -> dict:
 
 @rank_zero_only
 def remember_run(tracker: ResilientMLFlowLogger, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    uri = tracker.remote_uri
-    (run_dir / "tracking.json").write_text(json.dumps({"uri": uri, "run_id": tracker.run_id,
-                                                       "offline": tracker.offline}))
+    text = json.dumps({"uri": tracker.remote_uri, "run_id": tracker.run_id, "offline": tracker.offline})
+    write_then_rename(run_dir / "tracking.json", lambda tmp: tmp.write_text(text))
 
 
 def build_module(model: ModelConfig, info: StoreInfo, output_steps: int, optim: dict) -> ForecastModule:

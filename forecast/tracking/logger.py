@@ -12,7 +12,7 @@ import requests
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException, RestException
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,6 +71,14 @@ class ResilientMLFlowLogger(MLFlowLogger):
         if not self.offline:
             try:
                 return call(self.experiment, self.run_id)
+            except RestException as exc:
+                if exc.get_http_status_code() >= 500:
+                    self._go_offline(_one_line(exc))
+                    return call(self.experiment, self.run_id)
+                # The server is up and refused this one request (e.g. a resumed run changing a param's
+                # value): going offline would not help, and the training must go on.
+                log.warning("MLflow server %s refused a request: %s", self.remote_uri, _one_line(exc))
+                return None  # type: ignore[return-value]
             except TRACKING_ERRORS as exc:
                 self._go_offline(_one_line(exc))
         return call(self.experiment, self.run_id)

@@ -13,7 +13,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
 from forecast.models.package import load_package
-from forecast.tracking.logger import REMOTE_RUN_TAG, offline_store
+from forecast.tracking.logger import REMOTE_RUN_TAG, ResilientMLFlowLogger, offline_store
 from tests.runs import experiment, run_train, subprocess_env, train_command, train_in_process
 
 TRAINER = {"max_steps": 12, "val_check_interval": 6, "limit_val_batches": 2}
@@ -108,6 +108,16 @@ def test_ddp_with_two_processes_logs_exactly_one_run(tmp_path, advecting_store, 
     run_train(tmp_path, config)
     run = only_run(MlflowClient(mlflow_server.uri), "ddp-tracked")
     assert run.info.status == "FINISHED" and "val/rmse" in run.data.metrics
+
+
+def test_a_request_the_server_refuses_costs_a_warning_not_the_connection(tmp_path, mlflow_server, caplog):
+    logger = ResilientMLFlowLogger(run_dir=tmp_path, experiment_name="refusals", tracking_uri=mlflow_server.uri)
+    logger.log_hyperparams({"lr": 0.1})
+    logger.log_hyperparams({"lr": 0.2})  # MLflow params are immutable: the server answers 400
+    logger.log_metrics({"train/loss": 1.5}, step=3)
+    assert not logger.offline and "refused a request" in caplog.text
+    run = MlflowClient(mlflow_server.uri).get_run(logger.run_id)
+    assert run.data.params["lr"] == "0.1" and run.data.metrics["train/loss"] == 1.5
 
 
 def test_unreachable_server_at_start_stops_before_training(tmp_path, advecting_store, run_cli, monkeypatch):

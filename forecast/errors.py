@@ -29,3 +29,10 @@ class ModelError(ForecastError):
     """A model, checkpoint or model URI cannot be found or does not fit the data."""
 
     exit_code = 5
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's first line (at most ``limit`` characters), or its type when it has no text: what a one-line
+    message can quote of a library's multi-line error."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

@@ -9,7 +9,7 @@ from jsonargparse import ArgumentParser
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from forecast.errors import TrackingError
+from forecast.errors import TrackingError, first_line
 from forecast.tracking.config import TrackingConfig
 from forecast.tracking.registry import CHAMPION
 from forecast.tracking.server import limit_requests
@@ -30,8 +30,8 @@ def main(argv: Sequence[str]) -> int:
         version = client.get_model_version(cfg.model, cfg.version)
         client.set_registered_model_alias(cfg.model, cfg.alias, cfg.version)
     except MlflowException as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise TrackingError(f"cannot promote {cfg.model} version {cfg.version} at {uri}: {first}") from exc
+        where = f"{cfg.model} version {cfg.version} at {uri}"
+        raise TrackingError(f"cannot promote {where}: {first_line(exc, 200)}") from exc
     skill = version.tags.get("val_rmse", "?"), version.tags.get("val_rmse_persistence", "?")
     print(f"models:/{cfg.model}@{cfg.alias} → version {cfg.version} (validation RMSE {skill[0]}, "
           f"persistence {skill[1]})")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.errors import DataError
+from forecast.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def _open_one(path: Path) -> xr.Dataset:
         return ds
     except Exception as exc:  # every reader failure is the same user problem: this file cannot be read
         kind = "a Zarr store" if is_zarr else "NetCDF"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: cannot be read as {kind} ({reason}); re-download or remove it.") from exc
+        raise DataError(f"{path}: cannot be read as {kind} ({first_line(exc)}); re-download or remove it.") from exc
 
 
 def canonicalise(ds: xr.Dataset, name: str) -> xr.Dataset:

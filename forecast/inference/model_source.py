@@ -10,7 +10,7 @@ import torch
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from forecast.errors import ModelError
+from forecast.errors import ModelError, first_line
 from forecast.models.package import ModelPackage, load_package
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
@@ -29,9 +29,8 @@ def load_model(source: str, tracking_uri: str) -> ModelPackage:
             try:
                 folder = download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
             except (MlflowException, OSError) as exc:
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                raise ModelError(f"model {source} not found at {tracking_uri} ({first}); check the name and "
-                                 "alias in the MLflow UI, or pass a folder like runs/<name>/model.") from exc
+                raise ModelError(f"model {source} not found at {tracking_uri} ({first_line(exc, 200)}); check the name "
+                                 "and alias in the MLflow UI, or pass a folder like runs/<name>/model.") from exc
             return load_package(Path(folder))
     path = Path(source)
     if path.is_dir():

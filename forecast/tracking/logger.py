@@ -14,6 +14,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
 
+from forecast.errors import first_line
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # What a tracking call raises when the server is down, slow or refusing: never a reason to lose a training.
@@ -73,14 +75,14 @@ class ResilientMLFlowLogger(MLFlowLogger):
                 return call(self.experiment, self.run_id)
             except RestException as exc:
                 if exc.get_http_status_code() >= 500:
-                    self._go_offline(_one_line(exc))
+                    self._go_offline(first_line(exc, 200))
                     return call(self.experiment, self.run_id)
                 # The server is up and refused this one request (e.g. a resumed run changing a param's
                 # value): going offline would not help, and the training must go on.
-                log.warning("MLflow server %s refused a request: %s", self.remote_uri, _one_line(exc))
+                log.warning("MLflow server %s refused a request: %s", self.remote_uri, first_line(exc, 200))
                 return None  # type: ignore[return-value]
             except TRACKING_ERRORS as exc:
-                self._go_offline(_one_line(exc))
+                self._go_offline(first_line(exc, 200))
         return call(self.experiment, self.run_id)
 
     def _go_offline(self, reason: str) -> None:
@@ -115,7 +117,3 @@ class ResilientMLFlowLogger(MLFlowLogger):
         if self._initialized:
             self.guarded(lambda client, run_id: super(ResilientMLFlowLogger, self).finalize(status))
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

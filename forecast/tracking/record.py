@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from forecast.errors import first_line
 from forecast.tracking.config import LOCAL_ARTIFACTS, TrackingConfig
 from forecast.tracking.logger import TRACKING_ERRORS, local_experiment
 from forecast.tracking.server import is_remote, limit_requests
@@ -47,7 +48,7 @@ def record(config: TrackingConfig, experiment: str, *, run_id: str | None = None
         return run_id
     except TRACKING_ERRORS as exc:
         log.warning("could not record %s in MLflow at %s (%s); the results are on disk in %s.", run_name, uri,
-                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__, artifacts)
+                    first_line(exc, 200), artifacts)
         return None
 
 

@@ -7,7 +7,9 @@ A user promotes a version by hand in the MLflow UI (model page → version → A
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -24,6 +26,11 @@ class Skill:
     rmse: float
     persistence: float
     climatology: float
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, Any]) -> Skill:
+        """From a run's last ``val/rmse``, ``val/rmse_persistence`` and ``val/rmse_climatology``."""
+        return cls(*(float(metrics[f"val/rmse{suffix}"]) for suffix in ("", "_persistence", "_climatology")))
 
     @property
     def beats_persistence(self) -> bool:

@@ -65,8 +65,7 @@ def sync_run(local: MlflowClient, run: Run, remote: MlflowClient) -> SyncedRun:
     registered = None
     name = run.data.tags.get(PENDING_REGISTRATION_TAG)
     if name:
-        metrics = run.data.metrics
-        skill = Skill(metrics["val/rmse"], metrics["val/rmse_persistence"], metrics["val/rmse_climatology"])
+        skill = Skill.from_metrics(run.data.metrics)
         source = f"{remote.get_run(remote_id).info.artifact_uri}/{MODEL_ARTIFACT}"
         version, _ = register_version(remote, name, source, remote_id, skill)
         registered = f"models:/{name}/{version.version}"

@@ -139,8 +139,7 @@ def log_finished_training(logger: ResilientMLFlowLogger, *, module: ForecastModu
                 client.log_artifact(run_id, best_checkpoint, "checkpoints")
 
         logger.guarded(upload)
-    metrics = module.trainer.callback_metrics
-    skill = Skill(*(float(metrics[f"val/rmse{suffix}"]) for suffix in ("", "_persistence", "_climatology")))
+    skill = Skill.from_metrics(module.trainer.callback_metrics)
     outcome: dict[str, Any] = {"run_id": logger.run_id, "offline": logger.offline, "skill": skill}
     if logger.offline:  # the registry is the server's: sync-runs registers once the run is there
         logger.guarded(lambda client, run_id: client.set_tag(run_id, PENDING_REGISTRATION_TAG, registered_model))

@@ -12,7 +12,7 @@ from forecast.data.store import StoreInfo, open_store
 from forecast.data.timeaxis import format_step
 from forecast.errors import ConfigError
 from forecast.evaluation.evaluate import Evaluation, evaluate
-from forecast.evaluation.metrics import scores_table, skill_score
+from forecast.evaluation.metrics import scores_table
 from forecast.inference.output import channel_meta
 from forecast.inference.runner import Runner
 from forecast.tracking import plots
@@ -75,8 +75,7 @@ def flat_metrics(result: Evaluation, split: str) -> dict[str, float]:
     metrics = {}
     model = result.scores["model"]
     for reference in ("persistence", "climatology"):
-        skill = skill_score(model["rmse"], result.scores[reference]["rmse"]).mean()
-        metrics[f"{split}/rmse_skill_vs_{reference}"] = float(skill)
+        metrics[f"{split}/rmse_skill_vs_{reference}"] = result.mean_skill(reference)
     for channel in model["channel"].values:
         for lead in model["lead"].values:
             for score in ("rmse", "acc"):
@@ -87,14 +86,12 @@ def flat_metrics(result: Evaluation, split: str) -> dict[str, float]:
 
 def skill_summary(result: Evaluation, folder: Path, source: str, run_id: str | None) -> str:
     """Skill against the references and where everything went: what a user reads first."""
-    model = result.scores["model"]["rmse"]
     first, last = (format_step(pd.Timedelta(hours=h)) for h in (result.lead_hours[0], result.lead_hours[-1]))
     lines = [f"Evaluation of {source}: {result.scores['model'].attrs.get('n_samples', '?')} test forecasts, "
              f"leads {first}–{last}"]
     for reference in ("persistence", "climatology"):
-        skill = float(skill_score(model, result.scores[reference]["rmse"]).mean())
-        lines.append(f"  RMSE skill vs {reference:<12} {skill:+.3f}  (mean over leads and variables; 1 perfect, "
-                     "0 no better, < 0 worse)")
+        lines.append(f"  RMSE skill vs {reference:<12} {result.mean_skill(reference):+.3f}  (mean over leads and "
+                     "variables; 1 perfect, 0 no better, < 0 worse)")
     lines.append(f"  metrics      {folder}/scores.csv, scores.nc, table.txt")
     lines.append(f"  plots        {folder}/rmse_by_lead.png, maps_*.png")
     if run_id:

@@ -93,6 +93,12 @@ def format_step(step: pd.Timedelta) -> str:
     return f"{step / pd.Timedelta(hours=1):g}h"
 
 
+def lead_hours(time_step: str, leads: int) -> list[float]:
+    """Lead times in hours of leads 1..``leads`` at the store's ``time_step`` (``6h``, ``360D``)."""
+    step = pd.Timedelta(time_step) / pd.Timedelta(hours=1)
+    return [step * (k + 1) for k in range(leads)]
+
+
 def period_slice(index: pd.Index, start: str, end: str, what: str) -> slice:
     """Positions ``[lo, hi)`` of ``index`` inside the closed ISO period ``start..end``; ``DataError`` if empty."""
     try:

@@ -10,8 +10,9 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from forecast.data.store import StoreInfo
+from forecast.data.timeaxis import lead_hours
 from forecast.data.windows import valid_starts
-from forecast.evaluation.metrics import ScoreAccumulator
+from forecast.evaluation.metrics import ScoreAccumulator, skill_score
 from forecast.inference.init_times import select_init_times
 from forecast.inference.inputs import from_store
 from forecast.inference.runner import Runner
@@ -30,6 +31,10 @@ class Evaluation:
         ds = xr.concat([self.scores[name] for name in self.scores], dim=pd.Index(list(self.scores), name="forecast"))
         return ds.assign_coords(lead_hours=("lead", self.lead_hours))
 
+    def mean_skill(self, reference: str) -> float:
+        """The model's RMSE skill against ``reference``, averaged over leads and variables."""
+        return float(skill_score(self.scores["model"]["rmse"], self.scores[reference]["rmse"]).mean())
+
     def table(self) -> pd.DataFrame:
         """Long table: forecast, channel, lead, lead_hours, rmse, mae, bias, acc."""
         ds = self.combined()[["rmse", "mae", "bias", "acc"]]
@@ -42,7 +47,8 @@ def evaluate(runner: Runner, info: StoreInfo, split: str, thresholds: dict[str, 
     description = runner.package.description
     input_steps, output_steps = int(description["input_steps"]), runner.output_steps
     series = from_store(info, runner)
-    starts = valid_starts(info.segment, info.split_ranges[split], input_steps + output_steps)
+    length = input_steps + output_steps
+    starts = valid_starts(info.segment, info.split_ranges[split], length)
     climatology = runner.physical(runner.package.arrays["climatology"])
     accumulators = {name: ScoreAccumulator(info.channels, output_steps, info.lat_weights, runner.mask, climatology,
                                            thresholds) for name in FORECASTS}
@@ -52,7 +58,7 @@ def evaluate(runner: Runner, info: StoreInfo, split: str, thresholds: dict[str, 
     maps = {}
     for first in tqdm(range(0, starts.size, runner.batch_size), desc=f"evaluate {split}", unit="batch", disable=None):
         batch = starts[first:first + runner.batch_size]
-        windows = np.stack([series.read(s, s + input_steps + output_steps) for s in batch])
+        windows = series.windows([int(s) + length - 1 for s in batch], length)
         x = windows[:, :input_steps]
         truth = runner.physical(windows[:, input_steps:])
         forecasts = {
@@ -65,7 +71,6 @@ def evaluate(runner: Runner, info: StoreInfo, split: str, thresholds: dict[str, 
         for k, start in enumerate(batch):
             end = int(start) + input_steps - 1
             if end in map_ends:
-                maps[str(pd.Index(info.times)[end])] = (truth[k, -1], forecasts["model"][k, -1])
-    step = pd.Timedelta(description["time_step"]) / pd.Timedelta(hours=1)
+                maps[str(info.time_index[end])] = (truth[k, -1], forecasts["model"][k, -1])
     return Evaluation({name: acc.result() for name, acc in accumulators.items()},
-                      [step * (k + 1) for k in range(output_steps)], maps)
+                      lead_hours(description["time_step"], output_steps), maps)

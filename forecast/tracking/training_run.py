@@ -21,6 +21,7 @@ import forecast
 from forecast.data.dataset import WindowDataset
 from forecast.data.stats import denormalise
 from forecast.data.store import StoreInfo
+from forecast.data.timeaxis import lead_hours
 from forecast.inference.output import channel_meta
 from forecast.models.package import save_package
 from forecast.tracking import plots
@@ -81,11 +82,6 @@ def package_arrays(info: StoreInfo) -> dict[str, np.ndarray]:
             "longitude": info.longitude}
 
 
-def _lead_hours(info: StoreInfo, leads: int) -> list[float]:
-    step = pd.Timedelta(info.attrs.get("time_step", "1h")) / pd.Timedelta(hours=1)
-    return [step * (k + 1) for k in range(leads)]
-
-
 def draw_plots(folder: Path, module: ForecastModule, info: StoreInfo, input_steps: int, metrics_csv: Path
                ) -> list[Path]:
     """Learning curves, validation RMSE by lead (physical units) and a validation sample's maps."""
@@ -95,8 +91,9 @@ def draw_plots(folder: Path, module: ForecastModule, info: StoreInfo, input_step
         paths.append(plots.learning_curves(pd.read_csv(metrics_csv), folder / "learning_curves.png"))
     rmse = {name: values.cpu().numpy() * info.std for name, values in module.lead_rmse().items()}
     if rmse:
-        paths.append(plots.rmse_by_lead(rmse, info.channels, _lead_hours(info, module.hparams.output_steps), units,
-                                        folder / "rmse_by_lead.png", "Validation RMSE by lead time"))
+        hours = lead_hours(info.attrs.get("time_step", "1h"), module.hparams.output_steps)
+        paths.append(plots.rmse_by_lead(rmse, info.channels, hours, units, folder / "rmse_by_lead.png",
+                                        "Validation RMSE by lead time"))
     sample = WindowDataset(info, "val", input_steps, module.hparams.output_steps)[0]
     with torch.no_grad():
         y_hat = module.net.eval()(sample["x"][None].to(module.device), module.hparams.output_steps)[0].cpu()

@@ -29,8 +29,9 @@ class PredictResult:
     total_seconds: float = 0.0
 
     @property
-    def files(self) -> list[Path]:
-        return sorted(self.written + self.skipped)
+    def share_outside_model(self) -> float:
+        """Share of the run spent reading inputs and building and writing files rather than in the model."""
+        return 1 - self.model_seconds / max(self.total_seconds, 1e-9)
 
 
 def catch_up(latest: int, candidates: list[int], times: np.ndarray, output_dir: Path, prefix: str) -> list[int]:

@@ -22,9 +22,9 @@ from forecast.data.datamodule import ForecastDataModule
 from forecast.data.store import StoreInfo
 from forecast.errors import ConfigError
 from forecast.models import build_network
-from forecast.tracking.config import LOCAL_ARTIFACTS, TrackingConfig
+from forecast.tracking.config import TrackingConfig
 from forecast.tracking.logger import ResilientMLFlowLogger
-from forecast.tracking.server import check_server, is_remote, limit_requests
+from forecast.tracking.server import check_server, limit_requests, local_artifacts
 from forecast.tracking.training_run import log_finished_training, run_tags, save_model
 from forecast.training.callbacks import AtomicCheckpointIO, RandomState
 from forecast.training.config import ModelConfig, TrainerConfig
@@ -85,10 +85,10 @@ def build_tracker(config: TrackingConfig, name: str, run_dir: Path, resumed: boo
     limit_requests(config.request_timeout_s)
     online = check_server(uri, config.request_timeout_s, config.fallback_allowed())
     previous = _remembered_run(run_dir) if resumed else {}
-    local_artifacts = None if is_remote(uri) else Path(LOCAL_ARTIFACTS).resolve().as_uri()
+    artifacts = local_artifacts(uri)
     return ResilientMLFlowLogger(
         run_dir=run_dir, offline=not online, experiment_name=config.experiment or name, run_name=name,
-        tracking_uri=uri, artifact_location=local_artifacts,
+        tracking_uri=uri, artifact_location=artifacts.resolve().as_uri() if artifacts else None,
         run_id=previous.get("run_id") if previous.get("uri") == uri else None,
     )
 

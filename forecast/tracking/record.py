@@ -12,9 +12,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from forecast.errors import first_line
-from forecast.tracking.config import LOCAL_ARTIFACTS, TrackingConfig
+from forecast.tracking.config import TrackingConfig
 from forecast.tracking.logger import TRACKING_ERRORS, local_experiment
-from forecast.tracking.server import is_remote, limit_requests
+from forecast.tracking.server import limit_requests, local_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ def record(config: TrackingConfig, experiment: str, *, run_id: str | None = None
         client = MlflowClient(uri)
         existing = run_id is not None and _exists(client, run_id)
         if not existing:
-            local = None if is_remote(uri) else Path(LOCAL_ARTIFACTS)
-            run = client.create_run(local_experiment(client, experiment, local), run_name=run_name)
+            run = client.create_run(local_experiment(client, experiment, local_artifacts(uri)), run_name=run_name)
             run_id = run.info.run_id
             params_ = [Param(k, v[:6000]) for k, v in params.items()]
         else:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import requests
 
 from forecast.errors import TrackingError
+from forecast.tracking.config import LOCAL_ARTIFACTS
 
 
 def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
+
+
+def local_artifacts(uri: str) -> Path | None:
+    """Where a local store keeps artifacts: mlartifacts/ in the project; None for a server, which has its own."""
+    return None if is_remote(uri) else Path(LOCAL_ARTIFACTS)
 
 
 def limit_requests(timeout_s: int) -> None:

@@ -99,11 +99,16 @@ def _same_grid(reference: xr.Dataset, other: xr.Dataset, ref_path: Path, path: P
             continue
         a = reference[coord].values if coord in reference.dims else None
         b = other[coord].values if coord in other.dims else None
-        if a is None or b is None or a.shape != b.shape or not np.allclose(a, b):
+        if not same_coordinates(a, b):
             raise DataError(
                 f"{path}: its {coord} grid differs from {ref_path}'s ({_describe(b)} vs {_describe(a)}); "
                 "regrid the files to one grid or prepare them separately."
             )
+
+
+def same_coordinates(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Two coordinate axes are the same grid: both present, as long, equal to float tolerance."""
+    return a is not None and b is not None and a.shape == b.shape and bool(np.allclose(a, b))
 
 
 def _describe(values: np.ndarray | None) -> str:

@@ -13,7 +13,7 @@ from forecast.data import selection
 from forecast.data.config import DataConfig
 from forecast.data.provenance import content_hash, describe_sources
 from forecast.data.reader import FieldsReader
-from forecast.data.source import open_source, select_variables
+from forecast.data.source import open_source, same_coordinates, select_variables
 from forecast.data.stats import denormalise
 from forecast.data.store import StoreInfo
 from forecast.data.timeaxis import check_time_axis, format_step
@@ -65,9 +65,8 @@ def from_raw(source: str, data: DataConfig, runner: Runner) -> InputSeries:
     if channels != runner.package.channels:
         raise DataError(f"{source}: gives channels {channels}; the model was trained on {runner.package.channels}.")
     latitude, longitude = runner.package.arrays["latitude"], runner.package.arrays["longitude"]
-    same_grid = fields.sizes["latitude"] == latitude.size and fields.sizes["longitude"] == longitude.size and \
-        np.allclose(fields["latitude"], latitude) and np.allclose(fields["longitude"], longitude)
-    if not same_grid:
+    if not (same_coordinates(fields["latitude"].values, latitude)
+            and same_coordinates(fields["longitude"].values, longitude)):
         raise DataError(f"{source}: grid {fields.sizes['latitude']}×{fields.sizes['longitude']} differs from the "
                         f"model's {latitude.size}×{longitude.size}; regrid the files to the training grid first.")
     axis = check_time_axis(fields["time"].values, source)

@@ -42,7 +42,7 @@ prepare: $(STORE)  ## raw maps -> analysis-ready store stores/$(EXP).zarr
 
 train: $(MODEL)  ## fit the config's network; checkpoints and model under runs/$(EXP)/, run in MLflow
 
-evaluate: $(SCORES)  ## skill on the test split vs persistence and climatology: runs/$(EXP)/evaluation/
+evaluate: $(SCORES)  ## skill on the test split against every reference: runs/$(EXP)/evaluation/
 
 predict: $(MODEL)  ## forecast the latest init time (and any missed) into forecasts/$(EXP)/
 	$(FORECAST) predict $(STAGE_ARGS) --init-time latest
@@ -71,10 +71,10 @@ $(STORE): $(STAMP).data $(SOURCES_$(EXP)) $(SOURCE_FILES) | $(INSTALLED)
 	$(FORECAST) prepare $(STAGE_ARGS) --output $(STORE) --overwrite
 
 $(MODEL): $(STORE) $(STAMP).train
-	$(FORECAST) train $(STAGE_ARGS) --data.output $(STORE)
+	$(FORECAST) train $(STAGE_ARGS) --store $(STORE)
 
 $(SCORES): $(MODEL) $(STAMP).evaluate
-	$(FORECAST) evaluate $(STAGE_ARGS) --data.output $(STORE)
+	$(FORECAST) evaluate $(STAGE_ARGS) --store $(STORE)
 
 data/demo/.complete: configs/synthetic/demo.yaml | $(INSTALLED)
 	$(FORECAST) synth --config $< --output data/demo

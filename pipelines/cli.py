@@ -13,8 +13,8 @@ from forecast.errors import ForecastError
 STAGES = {
     "synth": "write synthetic CF NetCDF maps (demo, tests, benchmarks)",
     "prepare": "raw maps → analysis-ready Zarr store",
-    "train": "fit a network (ConvLSTM, stacked LSTM, baselines) on the store; checkpoints under runs/<name>/",
-    "evaluate": "skill of a model, persistence and climatology on the test split (tables, plots, MLflow)",
+    "train": "fit a network (ConvLSTM, ConvGRU, stacked LSTM, references) on the store; runs/<name>/",
+    "evaluate": "skill of a model against every reference forecast on the test split (tables, plots, MLflow)",
     "predict": "batch forecasts for init times (latest, ISO time, START/END) as CF NetCDF / Zarr",
     "promote": "point a registry alias (champion) at a model version",
     "sync-runs": "copy runs tracked locally during a server outage to the MLflow server",

@@ -4,6 +4,7 @@ range); safe to run from cron: finished init times are skipped, missed ones caug
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,35 +13,39 @@ from jsonargparse import Namespace
 
 from forecast.data.store import open_store
 from forecast.data.timeaxis import format_time
-from forecast.inference.init_times import select_init_times, startable
-from forecast.inference.inputs import from_raw, from_store
+from forecast.data.windows import window_inits
+from forecast.inference.init_times import select_init_times
+from forecast.inference.inputs import describe_missing, from_raw, from_store
 from forecast.inference.predict import PredictResult, catch_up, predict
 from forecast.inference.runner import Runner
-from forecast.models.package import ModelPackage
+from forecast.package import ModelPackage
 from forecast.tracking.record import record
-from pipelines.common import configured_model
-from pipelines.config import PREDICT_SHORTCUTS, build_parser, parse
+from pipelines.common import check_name, configured_model
+from pipelines.config import parse
 
+log = logging.getLogger(__name__)
 DESCRIPTION = """Forecast from the prepared store (or new raw files) for init times: latest, an ISO time, or START/END.
 Shortcuts: --model --init-time --source --output --overwrite.  Exit 0: done or nothing to do."""
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = build_parser("predict", DESCRIPTION)
-    cfg, objects = parse(parser, argv, PREDICT_SHORTCUTS)
+    _, cfg, objects = parse("predict", argv, DESCRIPTION)
     settings = objects.predict
+    output_dir = Path(settings.output_dir or Path("forecasts") / check_name(cfg.name))
     package, source = configured_model(settings.model, cfg.name, objects.tracking)
     runner = Runner(package, settings.batch_size)
-    series = from_raw(settings.source, objects.data, runner) if settings.source else \
-        from_store(open_store(objects.data.output), runner)
-    input_steps = int(package.description["input_steps"])
-    output_dir = Path(settings.output_dir or Path("forecasts") / cfg.name)
+    series = from_raw(settings.source, runner, source) if settings.source else \
+        from_store(open_store(objects.data.store), runner, source)
+    input_steps = package.card.input_steps
     inits = select_init_times(settings.init_time, series.times, series.segment, input_steps)
     if settings.init_time == "latest" and not settings.overwrite:
-        inits = catch_up(inits[-1], startable(series.segment, input_steps).tolist(), series.times, output_dir,
+        inits = catch_up(inits[-1], window_inits(series.segment, input_steps).tolist(), series.times, output_dir,
                          cfg.name)
-    attrs = {"model": source, "model_run_id": str(package.description.get("run_id") or ""),
-             "training_data_checksum": str(package.description["store"]["content_hash"])}
+    partly = describe_missing(series, inits, input_steps)
+    if partly:
+        log.warning("input maps partly missing (filled with the training mean there): %s", partly)
+    attrs = {"model": source, "model_run_id": str(package.card.training.get("run_id") or ""),
+             "training_data_checksum": package.card.store["content_hash"]}
     result = predict(runner, series, inits, output_dir, cfg.name, attrs, settings.overwrite,
                      zarr="/" in settings.init_time)
     first, last = format_time(series.times[inits[0]]), format_time(series.times[inits[-1]])
@@ -65,7 +70,7 @@ def record_run(objects: Namespace, name: str, source: str, package: ModelPackage
                     "skipped": [str(p) for p in result.skipped], "zarr": str(result.zarr) if result.zarr else None}
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
         record(objects.tracking, objects.tracking.experiment or name, run_name="predict",
-               tags={"forecast.stage": "predict", "forecast.model_run_id": str(package.description.get("run_id"))},
+               tags={"forecast.stage": "predict", "forecast.model_run_id": str(package.card.training.get("run_id"))},
                params={"model": source, "init_times": f"{first}/{last}", "files": str(len(result.written)),
                        "output_dir": str(result.written[0].parent)},
                metrics={"init_times_per_s": len(result.written) / result.total_seconds,

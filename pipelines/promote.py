@@ -13,7 +13,7 @@ from forecast.errors import TrackingError, first_line
 from forecast.tracking.config import TrackingConfig
 from forecast.tracking.registry import CHAMPION
 from forecast.tracking.server import limit_requests
-from pipelines.config import parse
+from pipelines.config import parse_simple
 
 
 def main(argv: Sequence[str]) -> int:
@@ -22,7 +22,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--version", type=str, required=True, help="version number to promote")
     parser.add_argument("--alias", type=str, default=CHAMPION, help="alias to set")
     parser.add_argument("--uri", type=str | None, default=None, help="tracking server (default as for train)")
-    cfg, _ = parse(parser, argv)
+    cfg = parse_simple(parser, argv)
     uri = TrackingConfig(uri=cfg.uri).resolved_uri()
     limit_requests(10)
     client = MlflowClient(uri)

@@ -9,10 +9,9 @@ from jsonargparse import ArgumentParser
 from mlflow import MlflowClient
 
 from forecast.errors import TrackingError
-from forecast.tracking.logger import REMOTE_URI_TAG
-from forecast.tracking.server import limit_requests, server_reachable
+from forecast.tracking.server import REMOTE_URI_TAG, limit_requests, server_reachable
 from forecast.tracking.sync import pending_runs, sync_run
-from pipelines.config import parse
+from pipelines.config import parse_simple
 
 
 def main(argv: Sequence[str]) -> int:
@@ -20,7 +19,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--runs", type=str, default="runs", help="folder holding runs/<name>/offline/ stores")
     parser.add_argument("--to", type=str | None, default=None,
                         help="tracking server; default: the one each run was meant for")
-    cfg, _ = parse(parser, argv)
+    cfg = parse_simple(parser, argv)
     limit_requests(30)
     stores = sorted(Path(cfg.runs).glob("*/offline/mlflow.db"))
     copied = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from forecast.data.synthetic import SyntheticSpec, write_synthetic
-from pipelines.config import parse
+from pipelines.config import parse_simple
 
 
 def main(argv: Sequence[str]) -> int:
@@ -17,7 +17,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--output", type=str, default="data/synthetic", help="folder of the NetCDF files")
     parser.add_argument("--n_files", type=int, default=4, help="files the series is split into along time")
     parser.add_class_arguments(SyntheticSpec, "spec")
-    _, objects = parse(parser, argv)
+    objects = parse_simple(parser, argv)
     paths = write_synthetic(Path(objects.output), objects.spec, n_files=objects.n_files)
     size_mb = sum(p.stat().st_size for p in paths) / 2**20
     print(

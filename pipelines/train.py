@@ -1,13 +1,15 @@
-"""``forecast train``: fit a network on the prepared store; checkpoints (best, last) under runs/<name>/."""
+"""``forecast train``: fit a network on the prepared store; checkpoints and the model under runs/<name>/."""
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -16,20 +18,32 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
+from mlflow import MlflowClient
 
+import forecast
 from forecast.atomic import write_then_rename
 from forecast.data.datamodule import ForecastDataModule
-from forecast.data.store import StoreInfo
+from forecast.data.store import StoreInfo, open_store
+from forecast.data.windows import fitting_windows
 from forecast.errors import ConfigError
-from forecast.models import build_network
+from forecast.package import NetworkSpec
 from forecast.tracking.config import TrackingConfig
 from forecast.tracking.logger import ResilientMLFlowLogger
+from forecast.tracking.registry import (
+    MODEL_ARTIFACT,
+    PENDING_REGISTRATION_TAG,
+    VERSION_TAGS_TAG,
+    register_version,
+)
 from forecast.tracking.server import check_server, limit_requests, local_artifacts
-from forecast.tracking.training_run import log_finished_training, run_tags, save_model
+from forecast.training.build import build_module, network_spec
 from forecast.training.callbacks import AtomicCheckpointIO, RandomState
 from forecast.training.config import ModelConfig, TrainerConfig
+from forecast.training.finish import build_package, save_model, version_tags, write_artifacts
+from forecast.training.fitting import fit_references
 from forecast.training.module import ForecastModule
-from pipelines.config import as_dict, build_parser, parse
+from pipelines.common import git_commit, run_folder
+from pipelines.config import as_dict, parse
 
 log = logging.getLogger(__name__)
 DESCRIPTION = """Train a network on the experiment's store (run `forecast prepare` first).
@@ -37,20 +51,27 @@ Resume after a crash or a kill: --ckpt_path last.  Several GPUs: --trainer.devic
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = build_parser("train", DESCRIPTION)
-    cfg, objects = parse(parser, argv)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    run_dir = Path("runs") / cfg.name
+    _, cfg, objects = parse("train", argv, DESCRIPTION)
+    run_dir = run_folder(cfg.name)
     checkpoint = resolve_checkpoint(cfg.ckpt_path, run_dir)
-    data = ForecastDataModule(objects.data.output, objects.windows.input_steps, objects.windows.output_steps,
-                              objects.windows.stride, seed=cfg.seed, **cfg.loader.as_dict())
-    module = build_module(objects.model, data.info, objects.windows.output_steps, cfg.optim.as_dict())
-    config = as_dict(parser, cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    info = open_store(objects.data.store)
+    input_steps, output_steps = fitting_windows(info.split_ranges, objects.windows.input_steps,
+                                                objects.windows.output_steps)
+    spec = network_spec(objects.model, info)
+    trainer_config, compile_cells = fast_defaults(objects.trainer, objects.model)
+    data = ForecastDataModule(info.path, input_steps, output_steps, objects.windows.stride, seed=cfg.seed,
+                              batch_size=objects.loader.batch_size, num_workers=objects.loader.num_workers,
+                              cycles=spec.cycles)
+    data.setup()
+    fit = fit_references(data.datasets["train"], torch.from_numpy(info.lat_weights))
+    module = build_module(spec, info, input_steps, output_steps, objects.optim, fit, compile_cells)
+    config = as_dict(cfg)
     tracker = build_tracker(objects.tracking, cfg.name, run_dir, resumed=checkpoint is not None)
-    trainer = build_trainer(objects.trainer, run_dir, tracker)
+    trainer = build_trainer(trainer_config, run_dir, tracker)
     save_config(config, run_dir)
     if tracker is not None:
-        tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model.kind, data.info)}
+        tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model, info)}
         tracker.log_hyperparams({k: v for k, v in config.items() if k != "ckpt_path"})
         remember_run(tracker, run_dir)
     if module.trainable:
@@ -61,18 +82,32 @@ def main(argv: Sequence[str]) -> int:
             # Checkpoints after the optimiser step are what an exact resume needs.
             warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
             trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
-    if "val/rmse" not in trainer.callback_metrics:  # a baseline, or stopped by max_steps before any validation
+    if "val/loss" not in trainer.callback_metrics:  # a reference, or stopped by max_steps before any validation
         trainer.validate(module, datamodule=data, verbose=False)
-    tracked = None
-    if tracker is None:
-        save_model(run_dir, module, data.info, objects.windows.input_steps, None)
-    else:
-        tracked = log_finished_training(
-            tracker, module=module, info=data.info, input_steps=objects.windows.input_steps, run_dir=run_dir,
-            best_checkpoint=trainer.checkpoint_callback.best_model_path or None,
-            registered_model=objects.tracking.registered_model or cfg.name)
+    tracked = finish(trainer, module, info, spec, input_steps, run_dir, tracker,
+                     objects.tracking.registered_model or cfg.name)
     report(trainer, module, run_dir, tracker, tracked)
     return 0
+
+
+def fast_defaults(config: TrainerConfig, model: ModelConfig) -> tuple[TrainerConfig, bool]:
+    """``auto`` precision and compile resolved: bf16-mixed and compiled cells on a GPU, fp32 eager on a CPU."""
+    gpu = config.accelerator in {"gpu", "cuda"} or (config.accelerator == "auto" and torch.cuda.is_available())
+    precision = ("bf16-mixed" if gpu else "32-true") if config.precision == "auto" else config.precision
+    compile_cells = gpu if model.compile == "auto" else bool(model.compile)
+    if gpu:
+        print(f"GPU: precision {precision}, compiled cells {'on' if compile_cells else 'off'} "
+              "(--trainer.precision 32 and --model.compile false turn them off)")
+    return TrainerConfig(**{**config.__dict__, "precision": precision}), compile_cells
+
+
+def run_tags(model: ModelConfig, info: StoreInfo) -> dict[str, str]:
+    tags = {"model_kind": model.kind, "dataset": info.path.stem, "dataset_hash": info.content_hash,
+            "forecast_version": forecast.__version__}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
 
 
 def build_tracker(config: TrackingConfig, name: str, run_dir: Path, resumed: bool) -> ResilientMLFlowLogger | None:
@@ -102,19 +137,6 @@ def _remembered_run(run_dir: Path) -> dict:
 def remember_run(tracker: ResilientMLFlowLogger, run_dir: Path) -> None:
     text = json.dumps({"uri": tracker.remote_uri, "run_id": tracker.run_id, "offline": tracker.offline})
     write_then_rename(run_dir / "tracking.json", lambda tmp: tmp.write_text(text))
-
-
-def build_module(model: ModelConfig, info: StoreInfo, output_steps: int, optim: dict) -> ForecastModule:
-    """The network named by ``model`` on the store's grid, wrapped for training."""
-    channels, height, width = info.shape[1:]
-    network = {"kind": model.kind, "options": model.options, "static": model.static}
-    net = build_network(model.kind, channels=channels, height=height, width=width,
-                        static=torch.from_numpy(info.static) if model.static else None,
-                        climatology=torch.from_numpy(info.climatology), **model.options)
-    if model.compile and hasattr(net, "compile_cells"):
-        net.compile_cells()
-    return ForecastModule(net, torch.from_numpy(info.lat_weights), torch.from_numpy(info.climatology),
-                          info.channels, output_steps, network=network, **optim)
 
 
 def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None = None) -> pl.Trainer:
@@ -156,7 +178,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
             return str(last)
         log.info("no %s yet: training starts from the beginning", last)
         return None
-    if not Path(ckpt_path).exists():
+    if not Path(ckpt_path).is_file():
         raise ConfigError(f"--ckpt_path {ckpt_path} does not exist; give a checkpoint file or 'last'.")
     return ckpt_path
 
@@ -167,22 +189,62 @@ def save_config(config: dict, run_dir: Path) -> None:
 
 
 @rank_zero_only
-def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: ResilientMLFlowLogger | None,
-           tracked: dict | None) -> None:
-    metrics = trainer.callback_metrics
+def finish(trainer: pl.Trainer, module: ForecastModule, info: StoreInfo, spec: NetworkSpec, input_steps: int,
+           run_dir: Path, tracker: ResilientMLFlowLogger | None, registered_model: str) -> dict[str, Any]:
+    """Package the model, and hand the tracking server the files and numbers it keeps: artifacts, registration."""
+    package = build_package(module, info, spec, input_steps, tracker.run_id if tracker else None)
+    model = save_model(run_dir / MODEL_ARTIFACT, package)
+    if tracker is None:
+        return {}
+    metrics_csv = Path(trainer.loggers[0].log_dir) / "metrics.csv"  # the CSVLogger's, this run's
+    skill, tags = module.skill(), version_tags(module, info)
+    outcome: dict[str, Any] = {"run_id": tracker.run_id, "offline": tracker.offline, "skill": skill}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    rmse = {k: float(metrics[k]) for k in ("val/rmse", "val/rmse_persistence", "val/rmse_climatology") if k in metrics}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_artifacts(Path(tmp), module, info, spec, input_steps, metrics_csv)
+
+        def upload(client: MlflowClient, run_id: str) -> None:
+            client.log_artifact(run_id, str(run_dir / "config.yaml"))
+            for part in ("data", "plots", "tables"):
+                client.log_artifacts(run_id, str(folder / part), part)
+            client.log_artifacts(run_id, str(model), MODEL_ARTIFACT)
+            if best:
+                client.log_artifact(run_id, best, "checkpoints")
+
+        tracker.guarded(upload)
+    if tracker.offline:  # the registry is the server's: sync-runs registers once the run is there
+        tracker.guarded(lambda client, run_id: client.set_tag(run_id, PENDING_REGISTRATION_TAG, registered_model))
+        tracker.guarded(lambda client, run_id: client.set_tag(run_id, VERSION_TAGS_TAG, json.dumps(tags)))
+        return outcome
+
+    def register(client: MlflowClient, run_id: str) -> None:
+        source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        version, champion = register_version(client, registered_model, source, run_id, skill.rmse["model"],
+                                             skill.beats_references, tags)
+        outcome.update(model=registered_model, version=version.version, champion=champion)
+
+    tracker.guarded(register)
+    return outcome
+
+
+@rank_zero_only
+def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: ResilientMLFlowLogger | None,
+           tracked: dict) -> None:
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     kind = module.hparams.network["kind"]
     if module.trainable:
         print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind}")
         print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
     else:
-        print(f"Baseline {kind}: nothing to train; validated and packaged")
-    print(f"  model        {run_dir / 'model'} (weights, network and statistics: what evaluate and predict load)")
-    if rmse:
-        scores = ", ".join(f"{key.split('/')[1]} {value:.4f}" for key, value in rmse.items())
-        print(f"  validation RMSE (normalised units): {scores}")
-    if tracker is None or tracked is None:
+        print(f"Reference {kind}: nothing to train; validated and packaged")
+    print(f"  model        {run_dir / MODEL_ARTIFACT} (weights, card and statistics: what evaluate and predict load)")
+    skill = module.skill()
+    rmse = ", ".join(f"{name} {value:.4f}" for name, value in skill.rmse.items())
+    print(f"  validation RMSE (normalised units): {rmse}")
+    verdict = "beats" if skill.beats_references else "does NOT beat"
+    print(f"  skill vs best reference {skill.against('best_reference'):+.3f}: the model {verdict} every reference "
+          f"(strongest overall: {skill.strongest})")
+    if tracker is None or not tracked:
         return
     where = tracker.remote_uri
     if tracker.offline:

@@ -8,11 +8,12 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
+from forecast.data.calendar import NO_CYCLES, Cycles
 from forecast.data.dataset import WindowDataset
+from forecast.data.sampler import EpochSampler
 from forecast.data.store import StoreInfo, open_store
 from forecast.data.windows import SPLITS
 from forecast.errors import ConfigError
-from forecast.training.sampling import EpochSampler
 
 
 class ForecastDataModule(pl.LightningDataModule):
@@ -22,6 +23,7 @@ class ForecastDataModule(pl.LightningDataModule):
     Args:
         store: path of a store written by ``forecast prepare``.
         input_steps, output_steps, stride: the windows (see ``WindowConfig``).
+        cycles: the forcing every frame comes with (time of year, time of day).
         batch_size: samples per batch on each device.
         num_workers: DataLoader worker processes (0 reads in the training process).
         seed: the training order of every epoch follows from it.
@@ -36,10 +38,14 @@ class ForecastDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         seed: int = 0,
+        cycles: Cycles = NO_CYCLES,
     ):
         super().__init__()
+        if batch_size < 1 or num_workers < 0:
+            raise ConfigError(f"loader.batch_size must be >= 1 and loader.num_workers >= 0; got {batch_size} and "
+                              f"{num_workers}.")
         self.store = Path(store)
-        self.input_steps, self.output_steps, self.stride = input_steps, output_steps, stride
+        self.input_steps, self.output_steps, self.stride, self.cycles = input_steps, output_steps, stride, cycles
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.datasets: dict[str, WindowDataset] = {}
         self._info: StoreInfo | None = None
@@ -53,7 +59,7 @@ class ForecastDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for split in SPLITS:
             if split not in self.datasets:
-                dataset = WindowDataset(self.info, split, self.input_steps, self.output_steps, self.stride)
+                dataset = WindowDataset(self.info, split, self.input_steps, self.output_steps, self.stride, self.cycles)
                 if len(dataset) == 0:
                     raise ConfigError(
                         f"{self.store}: the '{split}' split holds no window of "
@@ -95,9 +101,3 @@ class ForecastDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -1,44 +1,50 @@
-"""A torch ``Dataset`` of forecast windows read from the store: ``x`` maps in, ``y`` maps out."""
+"""A torch ``Dataset`` of forecast windows read from the store: ``x`` maps in, ``y`` maps out, and their context."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from forecast.data.calendar import NO_CYCLES, Cycles
 from forecast.data.reader import FieldsReader
 from forecast.data.store import StoreInfo
-from forecast.data.windows import valid_starts
+from forecast.data.windows import window_inits
 
 
 class WindowDataset(Dataset):
-    """Every valid window of one split.
+    """Every window of one split (``window_inits``: training windows lie wholly inside 'train'; the other splits'
+    outputs lie inside them and their inputs may precede them).
 
     A sample is a dict: ``x`` ``[T_in, C, H, W]`` and ``y`` ``[T_out, C, H, W]`` float32 in normalised units
-    (NaN-free), ``mask`` ``[C, H, W]`` bool (True where the point has data), ``times`` ``[T_in + T_out]``
-    float64 hours since the store's first time, and ``start``, the window's first position on that axis.
+    (NaN-free), ``climatology`` ``[T_in + T_out, C, H, W]`` the normalised climatology of each frame's time,
+    ``forcing`` ``[T_in + T_out, F]`` the ``cycles`` of each frame's time, ``mask`` ``[C, H, W]`` bool (True
+    where the point has data), and ``init``, the position of the last input map on the store's time axis.
     """
 
-    def __init__(self, info: StoreInfo, split: str, input_steps: int, output_steps: int, stride: int = 1):
+    def __init__(self, info: StoreInfo, split: str, input_steps: int, output_steps: int, stride: int = 1,
+                 cycles: Cycles = NO_CYCLES):
         self.input_steps, self.output_steps = input_steps, output_steps
-        self.length = input_steps + output_steps
-        self.starts = valid_starts(info.segment, info.split_ranges[split], self.length, stride)
+        self.inits = window_inits(info.segment, input_steps, output_steps, info.split_ranges[split],
+                                  inputs_inside=split == "train", stride=stride)
         self.reader = FieldsReader(info.path)
         self.mask = torch.from_numpy(info.mask)
-        deltas = pd.to_timedelta(np.asarray(info.times - info.times[0]))
-        self.hours = np.asarray(deltas / pd.Timedelta(hours=1), dtype=np.float64)
+        self.climatology = torch.from_numpy(np.ascontiguousarray(info.climatology))  # [S, C, H, W]
+        self.slot = torch.from_numpy(info.slot.astype(np.int64))  # [time]
+        self.forcing = torch.from_numpy(cycles.features(info.times))  # [time, F]
 
     def __len__(self) -> int:
-        return int(self.starts.size)
+        return int(self.inits.size)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
-        start = int(self.starts[index])
-        window = torch.from_numpy(self.reader.read(start, start + self.length))  # [T_in + T_out, C, H, W]
+        init = int(self.inits[index])
+        first, stop = init - self.input_steps + 1, init + self.output_steps + 1
+        window = torch.from_numpy(self.reader.read(first, stop))  # [T_in + T_out, C, H, W]
         return {
             "x": window[: self.input_steps],
-            "y": window[self.input_steps :],
+            "y": window[self.input_steps:],
+            "climatology": self.climatology[self.slot[first:stop]],
+            "forcing": self.forcing[first:stop],
             "mask": self.mask,
-            "times": torch.from_numpy(self.hours[start : start + self.length]),
-            "start": start,
+            "init": init,
         }

@@ -41,9 +41,11 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def content_hash(sources: list[dict[str, Any]], config: dict[str, Any], version: str) -> str:
-    """A short id of the store's content: same sources, same settings, same code → same hash."""
+def content_hash(sources: list[dict[str, Any]], settings: dict[str, Any], version: object) -> str:
+    """A short id of the data alone: the sources' bytes, the settings that shape the data (variables, region,
+    splits, …) and the store format. A store built twice from the same files gets the same hash; a learning
+    rate, a tracking server or the sources' paths change nothing."""
     payload = json.dumps(
-        {"sources": [s["sha256"] for s in sources], "config": config, "version": version}, sort_keys=True, default=str
+        {"sources": [s["sha256"] for s in sources], "data": settings, "format": version}, sort_keys=True, default=str
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -10,6 +10,7 @@ through zarr instead.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -23,7 +24,10 @@ class FieldsReader:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        meta = json.loads((self.path / "fields" / "zarr.json").read_text())
+        try:
+            meta = json.loads((self.path / "fields" / "zarr.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.path}: array 'fields' has no readable metadata ({exc}); prepare it again.") from exc
         self.shape = tuple(meta["shape"])
         self.chunk_steps = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
         codecs = meta.get("codecs", [])
@@ -48,6 +52,20 @@ class FieldsReader:
     def chunk_file(self, index: int) -> Path:
         return self.path / "fields" / "c" / str(index) / "0" / "0" / "0"
 
+    def verify(self) -> None:
+        """Every chunk file is there with its full size (zarr v3 stores edge chunks whole): a truncated copy
+        of a store fails when it is opened, not mid-training. Stores of other tools are checked by zarr."""
+        if not self.raw:
+            return
+        expected = self.chunk_steps * math.prod(self.shape[1:]) * 4
+        for index in range(math.ceil(self.shape[0] / self.chunk_steps)):
+            file = self.chunk_file(index)
+            size = file.stat().st_size if file.exists() else -1
+            if size != expected:
+                state = "missing" if size < 0 else f"{size} bytes instead of {expected}"
+                raise DataError(f"{self.path}: chunk {index} of array 'fields' is {state}; the store is damaged, "
+                                "prepare it again.")
+
     def _chunk(self, index: int) -> np.ndarray:
         if self._pid != os.getpid():
             self._maps, self._pid = {}, os.getpid()
@@ -58,7 +76,11 @@ class FieldsReader:
                 raise DataError(
                     f"{self.path}: chunk {index} of 'fields' is missing; the store is incomplete, prepare it again."
                 )
-            chunk = np.memmap(file, dtype="<f4", mode="r", shape=(self.chunk_steps, *self.shape[1:]))
+            try:
+                chunk = np.memmap(file, dtype="<f4", mode="r", shape=(self.chunk_steps, *self.shape[1:]))
+            except (OSError, ValueError) as exc:  # truncated since the store was opened
+                raise DataError(f"{self.path}: chunk {index} of array 'fields' cannot be read ({exc}); the store "
+                                "is damaged, prepare it again.") from exc
             self._maps[index] = chunk
         return chunk
 
@@ -81,4 +103,8 @@ class FieldsReader:
             import zarr
 
             self._zarr = zarr.open_array(self.path / "fields", mode="r")
-        return np.asarray(self._zarr[start:stop], dtype=np.float32)
+        try:
+            return np.asarray(self._zarr[start:stop], dtype=np.float32)
+        except Exception as exc:  # a damaged chunk in a store of another tool
+            raise DataError(f"{self.path}: array 'fields' cannot be read at steps {start}..{stop} ({exc}); the "
+                            "store is damaged, prepare it again.") from exc

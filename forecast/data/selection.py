@@ -6,31 +6,26 @@ import numpy as np
 import xarray as xr
 
 from forecast.data.config import Period, Region
+from forecast.data.longitude import EAST, apply_convention, choose_convention, convention_of, in_box, wrap
 from forecast.errors import DataError
 
 SPATIAL = ("latitude", "longitude")
 
 
-def select_region(ds: xr.Dataset, region: Region, name: str) -> xr.Dataset:
-    """Keep the box; one that wraps across 0° gets longitudes in ``[-180, 180)`` so they stay increasing."""
+def select_region(ds: xr.Dataset, region: Region, name: str, convention: str | None = None) -> xr.Dataset:
+    """Keep the box, with longitudes in ``convention`` (default: the one in which the kept grid is contiguous).
+
+    The source's own longitudes and convention are recorded, so that forecasts are written back in them.
+    """
     ds = ds.sel(latitude=slice(region.lat_min, region.lat_max))
-    if region.lon_max - region.lon_min < 360.0:
-        west, east = region.lon_min % 360.0, region.lon_max % 360.0
-        lon = ds["longitude"]
-        if west <= east:
-            ds = ds.sel(longitude=slice(west, east))
-        else:  # e.g. -30..60 on a 0..360 grid: 330..360 then 0..60
-            west_part = ds.sel(longitude=lon >= west)
-            west_part = west_part.assign_coords(longitude=west_part["longitude"] - 360.0)
-            ds = xr.concat([west_part, ds.sel(longitude=lon <= east)], dim="longitude")
-            ds.attrs["longitude_convention"] = "[-180, 180)"
+    ds = ds.isel(longitude=np.flatnonzero(in_box(ds["longitude"].values, region.lon_min, region.lon_max)))
     if ds.sizes["latitude"] == 0 or ds.sizes["longitude"] == 0:
         raise DataError(
             f"{name}: data.region {region} selects no grid points; the data covers latitude "
             f"{_span(ds, 'latitude')}: widen the box."
         )
-    ds.attrs.setdefault("longitude_convention", "[0, 360)")
-    return ds
+    ds.attrs["source_longitude_convention"] = convention_of(ds["longitude"].values)
+    return apply_convention(ds, convention or choose_convention(ds["longitude"].values))
 
 
 def _span(ds: xr.Dataset, coord: str) -> str:
@@ -54,7 +49,10 @@ def coarsen(ds: xr.Dataset, factor: int) -> xr.Dataset:
     """Block-average ``factor × factor`` grid points (NaN-skipping), trimming the edge."""
     if factor <= 1:
         return ds
-    return ds.coarsen(latitude=factor, longitude=factor, boundary="trim").mean(keep_attrs=True)
+    out = ds.coarsen(latitude=factor, longitude=factor, boundary="trim").mean(keep_attrs=True)
+    # A block straddling the source's seam (359.5° and 0.5°) must not average to 180°.
+    source = wrap(out["longitude"].values, ds.attrs.get("source_longitude_convention", EAST))
+    return out.assign_coords(source_longitude=("longitude", source))
 
 
 def stack_channels(ds: xr.Dataset, variables: list[str], levels: list[float], name: str) -> xr.DataArray:
@@ -88,7 +86,7 @@ def stack_channels(ds: xr.Dataset, variables: list[str], levels: list[float], na
 
 
 def _channel(da: xr.DataArray, channel: str, variable: str, level: float) -> xr.DataArray:
-    da = da.drop_vars([c for c in da.coords if c not in ("time", *SPATIAL)])
+    da = da.drop_vars([c for c in da.coords if c not in ("time", "source_longitude", *SPATIAL)])
     return da.expand_dims(channel=[channel]).assign_coords(
         variable=("channel", [variable]),
         level=("channel", [level]),

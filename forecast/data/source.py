@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from forecast.data.longitude import EAST, apply_convention, convention_of, wrap
+from forecast.data.units import conversion
 from forecast.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
@@ -75,22 +77,23 @@ def canonicalise(ds: xr.Dataset, name: str) -> xr.Dataset:
             f"{name}: no {', '.join(missing)} dimension found (looked for {', '.join(ALIASES[missing[0]])}); "
             f"it has dims {', '.join(map(str, ds.dims))}: rename them in the file."
         )
+    _check_time_decoded(ds, name)
     return ds
 
 
-def normalise_longitudes(ds: xr.Dataset) -> xr.Dataset:
-    """Longitudes to ``[0, 360)``, sorted increasing; the original latitude order is recorded, then ascending."""
-    lon = ds["longitude"]
-    wrapped = np.mod(lon.values, 360.0)
-    if not np.array_equal(wrapped, lon.values):
-        ds = ds.assign_coords(longitude=("longitude", wrapped, lon.attrs))
-    if not ds.indexes["longitude"].is_monotonic_increasing:
-        ds = ds.sortby("longitude")
+def latitude_ascending(ds: xr.Dataset) -> xr.Dataset:
+    """Latitudes ascending; the source's order is recorded so that forecasts are written back in it."""
     lat = ds["latitude"].values
     ds.attrs["source_latitude_order"] = "descending" if lat.size > 1 and lat[0] > lat[-1] else "ascending"
     if ds.attrs["source_latitude_order"] == "descending":
         ds = ds.isel(latitude=slice(None, None, -1))
     return ds
+
+
+def _check_time_decoded(ds: xr.Dataset, name: str) -> None:
+    if ds["time"].dtype.kind in "iuf":
+        raise DataError(f"{name}: its time coordinate has no CF units (like 'hours since 2000-01-01'), so the "
+                        "times cannot be read; add the units attribute to the file's time variable.")
 
 
 def _same_grid(reference: xr.Dataset, other: xr.Dataset, ref_path: Path, path: Path) -> None:
@@ -99,6 +102,8 @@ def _same_grid(reference: xr.Dataset, other: xr.Dataset, ref_path: Path, path: P
             continue
         a = reference[coord].values if coord in reference.dims else None
         b = other[coord].values if coord in other.dims else None
+        if coord == "longitude" and a is not None and b is not None:  # one grid written in two conventions
+            a, b = np.sort(wrap(a, EAST)), np.sort(wrap(b, EAST))
         if not same_coordinates(a, b):
             raise DataError(
                 f"{path}: its {coord} grid differs from {ref_path}'s ({_describe(b)} vs {_describe(a)}); "
@@ -132,9 +137,13 @@ def open_source(source: str, chunk_mb: float = 16.0) -> tuple[xr.Dataset, list[P
     Files of a glob are checked one by one (readable, same grid) and joined along ``time`` in time order.
     """
     paths = resolve_paths(source)
-    parts = [_chunk_by_time(normalise_longitudes(canonicalise(_open_one(p), str(p))), chunk_mb) for p in paths]
-    for path, part in zip(paths[1:], parts[1:], strict=True):
+    parts = [_chunk_by_time(latitude_ascending(canonicalise(_open_one(p), str(p))), chunk_mb) for p in paths]
+    convention = convention_of(parts[0]["longitude"].values)
+    for k, (path, part) in enumerate(zip(paths[1:], parts[1:], strict=True), start=1):
         _same_grid(parts[0], part, paths[0], path)
+        if convention_of(part["longitude"].values) != convention:
+            parts[k] = apply_convention(part, convention).drop_vars("source_longitude")
+        parts[k] = match_units(part, parts[0], path, paths[0])
     calendar = parts[0]["time"].encoding.get("calendar", "standard")
     if len(parts) == 1:
         parts[0].attrs["calendar"] = calendar
@@ -145,6 +154,22 @@ def open_source(source: str, chunk_mb: float = 16.0) -> tuple[xr.Dataset, list[P
     ds.attrs = {**ordered[0].attrs, "calendar": calendar}
     log.info("opened %d files of %s: %d time steps", len(paths), source, ds.sizes["time"])
     return ds, [paths[i] for i in order]
+
+
+def match_units(ds: xr.Dataset, reference: xr.Dataset, path: Path | str, reference_path: Path | str
+                ) -> xr.Dataset:
+    """``ds``'s variables in ``reference``'s units (°C → K, hPa → Pa, …); ``DataError`` naming both files when a
+    variable's units differ and cannot be converted."""
+    for name, var in ds.data_vars.items():
+        if name not in reference.data_vars:
+            continue
+        have, want = str(var.attrs.get("units", "")), str(reference[name].attrs.get("units", ""))
+        rule = conversion(have, want, f"{path}: variable '{name}' has other units than in {reference_path}")
+        if rule is not None:
+            scale, offset = rule
+            log.info("%s: variable '%s' converted from %s to %s", path, name, have, want)
+            ds[name] = (var * scale + offset).assign_attrs({**var.attrs, "units": want})
+    return ds
 
 
 def select_variables(ds: xr.Dataset, variables: Sequence[str], source: str) -> xr.Dataset:

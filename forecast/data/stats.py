@@ -1,4 +1,5 @@
-"""Normalisation statistics, climatology and validity mask, computed lazily on the training period only."""
+"""Normalisation statistics, per-slot climatology and validity mask of the training period, and the one
+normalise/denormalise pair every stage uses."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import xarray as xr
 
+from forecast.data.climatology import Slots, slot_means
 from forecast.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -15,54 +16,73 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Statistics:
-    """Per-channel mean/std (physical units), per-point climatology (normalised) and validity of the training period."""
+    """Per-channel mean/std (physical units), per-slot climatology (normalised) and validity of the training
+    period."""
 
     mean: np.ndarray  # [C] float64
     std: np.ndarray  # [C] float64
-    climatology: np.ndarray  # [C, H, W] float32, normalised units, 0 where invalid
+    climatology: np.ndarray  # [S, C, H, W] float32, normalised units, 0 where invalid
     valid: np.ndarray  # [C, H, W] bool: the point has data in the training period (False over land for SST)
 
 
-def statistics_graph(train: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
-    """Lazy per-point count, sum and sum of squares over time (float64), for one shared dask pass."""
-    data = train.astype(np.float64)
-    return data.notnull().sum("time"), data.sum("time", skipna=True), (data * data).sum("time", skipna=True)
+class StatisticsAccumulator:
+    """Sums per slot and per point over blocks of the training period, reduced once at the end.
+
+    Float64 sums keep the mean exact to ~1e-12 whatever the order of the blocks; counts skip missing values.
+    """
+
+    def __init__(self, slots: Slots, shape: tuple[int, int, int]):
+        self.slots = slots
+        self.sums = np.zeros((slots.count, *shape))
+        self.counts = np.zeros((slots.count, *shape), np.int64)
+        self.squares = np.zeros(shape)
+
+    def add(self, block: np.ndarray, slot: np.ndarray) -> None:
+        """``block`` ``[t, C, H, W]`` physical units (NaN missing); ``slot`` ``[t]`` its climatology slots."""
+        valid = np.isfinite(block)
+        values = np.where(valid, block, 0.0).astype(np.float64)
+        self.squares += (values * values).sum(axis=0)
+        for s in np.unique(slot):
+            at = slot == s
+            self.sums[s] += values[at].sum(axis=0)
+            self.counts[s] += valid[at].sum(axis=0)
+
+    def finish(self, channels: list[str], name: str) -> Statistics:
+        """Per-channel mean and std, per-slot climatology; ``DataError`` for a channel with no data at all."""
+        count = self.counts.sum(axis=0)  # [C, H, W]
+        total = self.sums.sum(axis=0)
+        per_channel = count.sum(axis=(1, 2))
+        empty = [c for c, n in zip(channels, per_channel, strict=True) if n == 0]
+        if empty:
+            raise DataError(f"{name}: variable '{empty[0]}' is entirely NaN in the training period; "
+                            "check the file's _FillValue/missing_value or drop the variable.")
+        mean = total.sum(axis=(1, 2)) / per_channel
+        variance = self.squares.sum(axis=(1, 2)) / per_channel - mean**2
+        std = np.sqrt(np.clip(variance, 0.0, None))
+        constant = std <= 1e-12 * np.maximum(np.abs(mean), 1.0)
+        for channel in np.asarray(channels)[constant]:
+            log.warning("%s: channel '%s' is constant in the training period; it is normalised with std 1.", name,
+                        channel)
+        std = np.where(constant, 1.0, std)
+        valid = count > 0
+        physical = slot_means(self.sums, self.counts, self.slots, name)  # [S, C, H, W]
+        climatology = np.where(valid[None], normalise(physical, mean, std, channel_axis=1), 0.0)
+        return Statistics(mean=mean, std=std, climatology=climatology.astype(np.float32), valid=valid)
 
 
-def finish_statistics(
-    count: np.ndarray, total: np.ndarray, squares: np.ndarray, channels: list[str], name: str
-) -> Statistics:
-    """Reduce the per-point sums to per-channel statistics; ``DataError`` for a channel with no data at all."""
-    per_channel = count.sum(axis=(1, 2))
-    empty = [c for c, n in zip(channels, per_channel, strict=True) if n == 0]
-    if empty:
-        raise DataError(
-            f"{name}: variable '{empty[0]}' is entirely NaN in the training period; "
-            "check the file's _FillValue/missing_value or drop the variable."
-        )
-    mean = total.sum(axis=(1, 2)) / per_channel
-    variance = squares.sum(axis=(1, 2)) / per_channel - mean**2
-    std = np.sqrt(np.clip(variance, 0.0, None))
-    constant = std <= 1e-12 * np.maximum(np.abs(mean), 1.0)
-    for channel in np.asarray(channels)[constant]:
-        log.warning("%s: channel '%s' is constant in the training period; it is normalised with std 1.", name, channel)
-    std = np.where(constant, 1.0, std)
-    valid = count > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        point_mean = total / count
-    climatology = np.where(valid, (point_mean - mean[:, None, None]) / std[:, None, None], 0.0)
-    return Statistics(mean=mean, std=std, climatology=climatology.astype(np.float32), valid=valid)
+def _along(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    shape = [1] * ndim
+    shape[axis] = -1
+    return np.asarray(values).reshape(shape)
 
 
-def normalise(fields: xr.DataArray, stats: Statistics) -> xr.DataArray:
-    """Physical → normalised float32 with NaN filled by the mean (0), so no NaN ever reaches a tensor."""
-    mean = xr.DataArray(stats.mean, dims="channel")
-    std = xr.DataArray(stats.std, dims="channel")
-    return ((fields - mean) / std).fillna(0.0).astype(np.float32)
+def normalise(values: np.ndarray, mean: np.ndarray, std: np.ndarray, channel_axis: int) -> np.ndarray:
+    """Physical → normalised; ``mean``/``std`` ``[C]`` broadcast along ``channel_axis`` (NaN stays NaN).
+
+    Works on numpy arrays and, lazily, on xarray/dask arrays alike."""
+    return (values - _along(mean, values.ndim, channel_axis)) / _along(std, values.ndim, channel_axis)
 
 
 def denormalise(values: np.ndarray, mean: np.ndarray, std: np.ndarray, channel_axis: int) -> np.ndarray:
     """Normalised → physical units; ``mean``/``std`` ``[C]`` broadcast along ``channel_axis``."""
-    shape = [1] * values.ndim
-    shape[channel_axis] = -1
-    return values * std.reshape(shape) + mean.reshape(shape)
+    return values * _along(std, values.ndim, channel_axis) + _along(mean, values.ndim, channel_axis)

@@ -1,4 +1,4 @@
-"""The time axis: regular step, gaps, and conversion of ISO periods to index ranges on any calendar."""
+"""The time axis: its regular step (a duration or calendar months), its gaps, and ISO periods as index ranges."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
+from forecast.data.calendar import TimeStep, detect_monthly, month_index
 from forecast.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ class TimeAxis:
     window may span them; a gap starts a new segment.
     """
 
-    step: pd.Timedelta
+    step: TimeStep
     segment: np.ndarray  # [time] int32
     gaps: list[tuple[str, str]]
 
@@ -33,50 +33,47 @@ def _as_timedeltas(times: np.ndarray) -> pd.TimedeltaIndex:
 
 
 def check_time_axis(times: np.ndarray, name: str) -> TimeAxis:
-    """Check ``times`` are strictly increasing; find the step (the most common difference) and the gaps.
+    """Check ``times`` are strictly increasing; find the step and the gaps.
 
-    Duplicates and decreasing times are errors; gaps (a difference larger than the step) are logged
-    as a warning and become segment boundaries that no window crosses.
+    The step is calendar months (or years) when the series is monthly or coarser: month lengths then differ,
+    a missing month is a gap. Otherwise it is the most common difference. Duplicates and decreasing times are
+    errors; gaps are logged as a warning and become segment boundaries that no window crosses.
     """
     if times.size < 2:
-        raise DataError(f"{name}: only {times.size} time step(s); at least input_steps + output_steps are needed.")
+        raise DataError(f"{name}: only {times.size} time step(s); a forecast needs a series of maps.")
     deltas = _as_timedeltas(times)
     zero = pd.Timedelta(0)
     if (deltas == zero).any():
         i = int(np.argmax(deltas == zero))
-        raise DataError(
-            f"{name}: duplicate time {format_time(times[i])} (steps {i} and {i + 1}); "
-            "remove the repeated file or steps."
-        )
+        raise DataError(f"{name}: duplicate time {format_time(times[i])} (steps {i} and {i + 1}); "
+                        "remove the repeated file or steps.")
     if (deltas < zero).any():
         i = int(np.argmax(deltas < zero))
-        raise DataError(
-            f"{name}: time goes backwards at step {i + 1} ({format_time(times[i])} then "
-            f"{format_time(times[i + 1])}); "
-            "sort the data by time or fix the file's time axis."
-        )
-    step = _regular_step(times, deltas)
-    breaks = np.asarray(deltas != step) if step is not None else np.zeros(deltas.size, bool)
-    step = step if step is not None else deltas[0]
+        raise DataError(f"{name}: time goes backwards at step {i + 1} ({format_time(times[i])} then "
+                        f"{format_time(times[i + 1])}); sort the data by time or fix the file's time axis.")
+    step = detect_monthly(times, deltas)
+    if step is not None:
+        differences = np.diff(month_index(times))
+        if (differences == 0).any():
+            i = int(np.argmax(differences == 0))
+            raise DataError(f"{name}: two maps in one month ({format_time(times[i])} and {format_time(times[i + 1])}) "
+                            f"in a monthly series; remove one of them.")
+        breaks = np.asarray(differences != step.months)
+    else:
+        step = TimeStep(duration=deltas.value_counts().idxmax())
+        breaks = np.asarray(deltas != step.duration)
     gaps = [(format_time(times[i]), format_time(times[i + 1])) for i in np.flatnonzero(breaks)]
     if gaps:
-        shown = "; ".join(f"{a} → {b}" for a, b in gaps[:5]) + (f"; … ({len(gaps)} in all)" if len(gaps) > 5 else "")
-        log.warning(
-            "%s: time step is %s but has %d gap(s): %s. Windows will not cross them.",
-            name,
-            format_step(step),
-            len(gaps),
-            shown,
-        )
+        log.warning("%s: time step is %s but has %d gap(s): %s. Windows will not cross them.", name, step,
+                    len(gaps), describe_gaps(gaps))
     segment = np.concatenate([[0], np.cumsum(breaks)]).astype(np.int32)
     return TimeAxis(step=step, segment=segment, gaps=gaps)
 
 
-def _regular_step(times: np.ndarray, deltas: pd.TimedeltaIndex) -> pd.Timedelta | None:
-    """The regular step, or None when the calendar makes it vary (monthly means of a standard calendar)."""
-    if times.size >= 3 and xr.infer_freq(xr.DataArray(times, dims="time")) is not None and deltas.nunique() > 1:
-        return None  # calendar months or years: regular in the calendar, not in seconds
-    return deltas.value_counts().idxmax()
+def describe_gaps(gaps: list[tuple[str, str]], shown: int = 5) -> str:
+    """``a → b; c → d; … (12 in all)``: the first few gaps of a list."""
+    text = "; ".join(f"{a} → {b}" for a, b in gaps[:shown])
+    return text + (f"; … ({len(gaps)} in all)" if len(gaps) > shown else "")
 
 
 def format_time(time) -> str:
@@ -84,19 +81,6 @@ def format_time(time) -> str:
     if isinstance(time, np.datetime64):
         return str(np.datetime_as_string(time, unit="m"))
     return time.strftime("%Y-%m-%dT%H:%M")
-
-
-def format_step(step: pd.Timedelta) -> str:
-    """``6h``, ``1D``, ``360D``: the pandas-style spelling users write in configs."""
-    if step % pd.Timedelta(days=1) == pd.Timedelta(0):
-        return f"{step.days}D"
-    return f"{step / pd.Timedelta(hours=1):g}h"
-
-
-def lead_hours(time_step: str, leads: int) -> list[float]:
-    """Lead times in hours of leads 1..``leads`` at the store's ``time_step`` (``6h``, ``360D``)."""
-    step = pd.Timedelta(time_step) / pd.Timedelta(hours=1)
-    return [step * (k + 1) for k in range(leads)]
 
 
 def period_slice(index: pd.Index, start: str, end: str, what: str) -> slice:

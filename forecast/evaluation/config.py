@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from forecast.data.config import require
+from forecast.data.windows import SPLITS
+
 
 @dataclass
 class EvaluateConfig:
@@ -22,3 +25,7 @@ class EvaluateConfig:
     thresholds: dict[str, list[float]] = field(default_factory=dict)
     map_dates: list[str] = field(default_factory=list)
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        require(self.split in SPLITS, "evaluate.split", self.split, f"one of {', '.join(SPLITS)}")
+        require(self.batch_size >= 1, "evaluate.batch_size", self.batch_size, "a whole number >= 1")

@@ -26,21 +26,18 @@ class ScoreAccumulator:
         leads: number ``T`` of lead times; leads are numbered ``1..T``.
         lat_weights: ``[H]`` cell-area weights with mean 1.
         mask: ``[C, H, W]`` bool, True where a point is valid; invalid points weigh 0 and may hold NaN.
-        climatology: ``[C, H, W]`` in physical units, the reference of the ACC anomalies.
         thresholds: channel name -> thresholds (physical units) of the categorical scores; an event is
             ``value >= threshold``. Channels left out get no categorical scores.
     """
 
     def __init__(self, channels: list[str], leads: int, lat_weights: np.ndarray, mask: np.ndarray,
-                 climatology: np.ndarray, thresholds: dict[str, list[float]] | None = None):
+                 thresholds: dict[str, list[float]] | None = None):
         if lat_weights.ndim != 1:
             raise ValueError(f"lat_weights must be 1-D [H], got shape {lat_weights.shape}.")
         grid = (len(channels), lat_weights.shape[0], mask.shape[-1] if mask.ndim else 0)
         if mask.shape != grid:
             raise ValueError(f"mask shape {mask.shape} does not match [C, H, W] = {grid} "
                              f"(C from channels, H from lat_weights).")
-        if climatology.shape != grid:
-            raise ValueError(f"climatology shape {climatology.shape} does not match [C, H, W] = {grid}.")
         thresholds = thresholds or {}
         unknown = sorted(set(thresholds) - set(channels))
         if unknown:
@@ -48,7 +45,6 @@ class ScoreAccumulator:
         self.channels = list(channels)
         self.leads = leads
         self._mask = mask.astype(bool)
-        self._climatology = climatology.astype(np.float64)
         self._weights = lat_weights.astype(np.float64)[None, :, None] * self._mask  # [C, H, W]
         # One entry per (channel, threshold) pair, in channel order then the order given.
         self._events = [(name, float(t)) for name in channels for t in thresholds.get(name, [])]
@@ -57,8 +53,9 @@ class ScoreAccumulator:
         self._acc_count = np.zeros((leads, len(channels)), dtype=np.int64)
         self._table = np.zeros((3, len(self._events), leads), dtype=np.int64)  # hits, misses, false alarms
 
-    def update(self, forecast: np.ndarray, truth: np.ndarray) -> None:
-        """Add a batch: ``forecast`` and ``truth`` ``[N, T, C, H, W]`` in physical units."""
+    def update(self, forecast: np.ndarray, truth: np.ndarray, climatology: np.ndarray) -> None:
+        """Add a batch: ``forecast`` and ``truth`` ``[N, T, C, H, W]`` in physical units, and the climatology of each
+        valid time (the ACC's reference; anything broadcasting to them, e.g. one ``[C, H, W]`` map)."""
         self._check_shapes(forecast, truth)
         f = np.asarray(forecast, dtype=np.float64)
         o = np.asarray(truth, dtype=np.float64)
@@ -70,7 +67,7 @@ class ScoreAccumulator:
         self._sums["sq"] += np.einsum("ntchw,chw->tc", err**2, w)
         self._sums["abs"] += np.einsum("ntchw,chw->tc", np.abs(err), w)
         self._sums["err"] += np.einsum("ntchw,chw->tc", err, w)
-        self._update_acc(f, o)
+        self._update_acc(f, o, np.asarray(climatology, dtype=np.float64))
         self._update_table(f, o)
 
     def _check_shapes(self, forecast: np.ndarray, truth: np.ndarray) -> None:
@@ -81,11 +78,11 @@ class ScoreAccumulator:
             raise ValueError(f"forecast and truth must be [N, T, C, H, W] with [T, C, H, W] = {expected} "
                              f"(leads, channels, mask grid), got {forecast.shape}.")
 
-    def _update_acc(self, f: np.ndarray, o: np.ndarray) -> None:
+    def _update_acc(self, f: np.ndarray, o: np.ndarray, climatology: np.ndarray) -> None:
         """Per-sample uncentred ACC (WeatherBench2), summed so the mean over samples is taken in ``result``."""
         w = self._weights
-        fa = np.where(self._mask, f - self._climatology, 0.0)  # [N, T, C, H, W] anomalies, 0 where invalid
-        oa = np.where(self._mask, o - self._climatology, 0.0)
+        fa = np.where(self._mask, f - climatology, 0.0)  # [N, T, C, H, W] anomalies, 0 where invalid
+        oa = np.where(self._mask, o - climatology, 0.0)
         covariance = np.einsum("ntchw,ntchw,chw->ntc", fa, oa, w)
         scale = np.sqrt(np.einsum("ntchw,ntchw,chw->ntc", fa, fa, w) * np.einsum("ntchw,ntchw,chw->ntc", oa, oa, w))
         # A flat anomaly (e.g. the climatology forecast itself) has no correlation: that sample is not counted.

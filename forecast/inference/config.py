@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forecast.data.config import require
+
 
 @dataclass
 class PredictConfig:
@@ -26,3 +28,7 @@ class PredictConfig:
     output_dir: str | None = None
     overwrite: bool = False
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "predict.batch_size", self.batch_size, "a whole number >= 1")
+        require(bool(self.init_time.strip()), "predict.init_time", self.init_time, "'latest', an ISO time or START/END")

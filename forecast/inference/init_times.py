@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from forecast.data.timeaxis import format_time
+from forecast.data.windows import window_inits
 from forecast.errors import DataError
 
-
-def startable(segment: np.ndarray, input_steps: int) -> np.ndarray:
-    """Positions that can be an init time: the ``input_steps`` maps up to and including them cross no gap."""
-    ends = np.arange(input_steps - 1, segment.size)
-    return ends[segment[ends] == segment[ends - input_steps + 1]]
+log = logging.getLogger(__name__)
 
 
 def _time_like(index: pd.Index, text: str):
@@ -27,11 +26,15 @@ def _time_like(index: pd.Index, text: str):
 def select_init_times(spec: str, times: np.ndarray, segment: np.ndarray, input_steps: int) -> list[int]:
     """Positions on ``times`` to forecast from, in time order; ``DataError`` naming what is missing otherwise."""
     index = pd.Index(times)
-    ok = startable(segment, input_steps)
+    ok = window_inits(segment, input_steps)
     if spec == "latest":
         if ok.size == 0:
             raise DataError(f"the input data ({len(times)} steps) holds no {input_steps} gap-free steps: "
                             "no init time has enough history.")
+        if ok[-1] != len(times) - 1:
+            log.warning("the newest map (%s) cannot start a forecast: its input window has a missing map or a gap; "
+                        "forecasting from %s, the latest init time with %d whole input maps.",
+                        format_time(times[-1]), format_time(times[int(ok[-1])]), input_steps)
         return [int(ok[-1])]
     start_text, sep, end_text = spec.partition("/")
     try:
@@ -47,6 +50,6 @@ def select_init_times(spec: str, times: np.ndarray, segment: np.ndarray, input_s
     chosen = sorted(set(wanted.tolist()) & set(ok.tolist()))
     if not chosen:
         first = format_time(times[int(wanted[0])]) if wanted.size else start_text
-        raise DataError(f"init time {first} needs {input_steps} input steps without a gap before it; the input "
-                        f"data starts at {format_time(times[0])}. Pick a later init time.")
+        raise DataError(f"init time {first} needs {input_steps} input maps without a gap or a missing map up to it; "
+                        f"the input data starts at {format_time(times[0])}. Pick another init time.")
     return chosen

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -11,7 +13,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
 from forecast.errors import ModelError, first_line
-from forecast.models.package import ModelPackage, load_package
+from forecast.package import ModelPackage, load_package
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
 
@@ -49,8 +51,10 @@ def _from_checkpoint(path: Path) -> ModelPackage:
     package = load_package(package_dir)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    except (OSError, RuntimeError, KeyError) as exc:
-        raise ModelError(f"checkpoint {path} is unreadable ({exc}).") from exc
-    package.net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
-    package.description["checkpoint"] = str(path)
+        package.net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        raise ModelError(f"checkpoint {path} is not loadable ({first_line(exc, 160)}); give another checkpoint or "
+                         "the run's model folder.") from exc
+    package.card = package.card.replace(training={**package.card.training, "checkpoint": str(path)})
     return package

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,90 +14,82 @@ import pandas as pd
 import xarray as xr
 
 from forecast.atomic import write_then_rename
-from forecast.errors import DataError
+from forecast.data.calendar import TimeStep
+from forecast.data.store import ChannelMeta
 
 CONVENTIONS = "CF-1.8"
-_CHANNEL_COORDS = ("variable", "level", "units", "standard_name", "long_name")
 _HOUR = pd.Timedelta(hours=1)
 
 
 @dataclass(frozen=True)
-class ChannelMeta:
-    """One channel of a store and the CF metadata its source variable carried."""
+class Grid:
+    """Where forecasts are written: the store's grid and how the source laid it out (convention and order)."""
 
-    name: str
-    variable: str
-    level: float | None
-    units: str
-    standard_name: str
-    long_name: str
+    latitude: np.ndarray  # [H] ascending, as the store
+    longitude: np.ndarray  # [W] the store's columns, in the source's own longitude values
+    latitude_descending: bool = False
 
-
-def channel_meta(store_path: str | Path) -> list[ChannelMeta]:
-    """The store's channels in order, from the per-channel coordinates ``prepare`` writes."""
-    try:
-        ds = xr.open_zarr(store_path, consolidated=False)
-    except Exception as exc:
-        raise DataError(f"{store_path}: not a readable store ({exc}); run `forecast prepare` first.") from exc
-    missing = [name for name in _CHANNEL_COORDS if name not in ds.coords]
-    if missing:
-        raise DataError(
-            f"{store_path}: channel coordinate(s) {missing} are missing; prepare the store again with this version."
-        )
-    coords = {name: ds[name].values for name in ("channel", *_CHANNEL_COORDS)}
-    return [
-        ChannelMeta(
-            name=str(coords["channel"][c]),
-            variable=str(coords["variable"][c]),
-            level=None if np.isnan(coords["level"][c]) else float(coords["level"][c]),
-            units=str(coords["units"][c]),
-            standard_name=str(coords["standard_name"][c]),
-            long_name=str(coords["long_name"][c]),
-        )
-        for c in range(ds.sizes["channel"])
-    ]
+    def layout(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``values`` ``[..., H, W]`` and both axes in the source's order: latitudes as the source had them,
+        longitudes increasing in the source's convention (a grid across 0° written in [0, 360) comes back
+        as 0…37 then 354…359, exactly as the source lists it)."""
+        order = np.argsort(self.longitude, kind="stable")
+        latitude, values = self.latitude, values[..., order]
+        if self.latitude_descending:
+            latitude, values = latitude[::-1], values[..., ::-1, :]
+        return values, latitude, self.longitude[order]
 
 
 def forecast_dataset(
     values: np.ndarray,
     init_times: Sequence[Any],
-    step: pd.Timedelta | dt.timedelta,
+    step: TimeStep,
     channels: list[ChannelMeta],
-    latitude: np.ndarray,
-    longitude: np.ndarray,
+    grid: Grid,
     attrs: dict[str, str | int | float],
 ) -> xr.Dataset:
     """One CF dataset of forecasts: a variable per source variable, its levels gathered on ``level``.
 
     ``values`` is ``[N_init, T, C, H, W]`` in physical units with NaN where invalid; lead ``k`` (1-based)
-    is ``k·step`` after its init time. ``init_times`` are numpy datetimes or cftime datetimes of one calendar.
+    is ``k`` steps after its init time, by calendar arithmetic. ``init_times`` are numpy datetimes or cftime
+    datetimes of one calendar. A lead of calendar months has no fixed duration: ``prediction_timedelta`` then
+    counts months (units ``months``, or ``years``) and ``valid_time`` holds the exact dates.
     """
     times = _as_time_array(init_times)
-    step = pd.Timedelta(step)
     n_lead = values.shape[1]
-    expected = (times.size, n_lead, len(channels), len(latitude), len(longitude))
+    expected = (times.size, n_lead, len(channels), len(grid.latitude), len(grid.longitude))
     if values.shape != expected:
         raise ValueError(f"values have shape {values.shape}; init times, channels and grid ask for {expected}.")
     bad = {key: type(value).__name__ for key, value in attrs.items() if type(value) not in (str, int, float)}
     if bad:
         raise TypeError(f"attrs must be str, int or float to survive NetCDF and Zarr; got {bad}.")
 
-    leads = (np.arange(1, n_lead + 1) * step.to_timedelta64()).astype("timedelta64[ns]")
+    values, latitude, longitude = grid.layout(values)
     levels = sorted({c.level for c in channels if c.level is not None})
-    coords = _coords(times, leads, levels, latitude, longitude)
-    # numpy cannot add timedelta64 to an object array of cftime datetimes; cftime adds Python timedeltas.
-    offsets = leads if times.dtype.kind == "M" else pd.to_timedelta(leads).to_pytimedelta()
-    valid_time = times[:, None] + offsets[None, :]  # [N_init, T]
+    coords = _coords(times, _leads(step, n_lead), levels, latitude, longitude)
+    valid_time = np.array([step.sequence(t, n_lead) for t in times], dtype=times.dtype)  # [N_init, T]
     coords["valid_time"] = xr.Variable(
         ("time", "prediction_timedelta"), valid_time, {"standard_name": "time", "long_name": "valid time"}
     )
     ds = xr.Dataset(_data_vars(values, channels, levels), coords=coords, attrs={"Conventions": CONVENTIONS, **attrs})
     # One reference and calendar for both time coordinates keeps the files readable by CF tools and
     # lets the 360_day and noleap calendars round-trip through NetCDF and Zarr alike.
-    time_encoding = {"units": _time_units(times, step), "calendar": _calendar(times)}
+    time_encoding = {"units": _time_units(np.concatenate([times, valid_time.ravel()])), "calendar": _calendar(times)}
     ds["time"].encoding.update(time_encoding)
     ds["valid_time"].encoding.update(time_encoding)
     return ds
+
+
+def _leads(step: TimeStep, count: int) -> xr.Variable:
+    """``prediction_timedelta``: timedeltas for a fixed step; whole months (or years) for a calendar step."""
+    attrs = {"standard_name": "forecast_period", "long_name": "lead time"}
+    if not step.is_calendar:
+        values = (np.arange(1, count + 1) * step.duration.to_timedelta64()).astype("timedelta64[ns]")
+        return xr.Variable("prediction_timedelta", values, attrs)
+    numbers, unit = step.lead_values(count)
+    attrs |= {"units": unit, "comment": f"calendar {unit}: lead k is k×{step} after the forecast reference time by "
+                                         "calendar arithmetic; valid_time holds the exact dates"}
+    return xr.Variable("prediction_timedelta", np.asarray(numbers, np.int32), attrs)
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
@@ -146,23 +137,21 @@ def _calendar(times: np.ndarray) -> str:
     return times[0].calendar if times.dtype == object else "proleptic_gregorian"
 
 
-def _time_units(times: np.ndarray, step: pd.Timedelta) -> str:
-    """``hours since <first init>`` when every init and lead is a whole hour, else seconds (stays int64)."""
+def _time_units(times: np.ndarray) -> str:
+    """``hours since <first time>`` when every time is a whole hour after it, else seconds (stays int64)."""
     offsets = [pd.Timedelta(t - times[0]) for t in times]
-    unit = "hours" if all(d % _HOUR == pd.Timedelta(0) for d in (step, *offsets)) else "seconds"
+    unit = "hours" if all(d % _HOUR == pd.Timedelta(0) for d in offsets) else "seconds"
     return f"{unit} since {_as_datetime(times[0]).strftime('%Y-%m-%d %H:%M:%S')}"
 
 
 def _coords(
-    times: np.ndarray, leads: np.ndarray, levels: list[float], latitude: np.ndarray, longitude: np.ndarray
+    times: np.ndarray, leads: xr.Variable, levels: list[float], latitude: np.ndarray, longitude: np.ndarray
 ) -> dict[str, xr.Variable]:
     coords = {
         "time": xr.Variable(
             "time", times, {"standard_name": "forecast_reference_time", "long_name": "forecast initialisation time"}
         ),
-        "prediction_timedelta": xr.Variable(
-            "prediction_timedelta", leads, {"standard_name": "forecast_period", "long_name": "lead time"}
-        ),
+        "prediction_timedelta": leads,
         "latitude": xr.Variable(
             "latitude",
             np.asarray(latitude, dtype=np.float64),

@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
 import forecast
 from forecast.inference.inputs import InputSeries
-from forecast.inference.output import ChannelMeta, forecast_dataset, forecast_file_name, write_netcdf, write_zarr
+from forecast.inference.output import Grid, forecast_dataset, forecast_file_name, write_netcdf, write_zarr
 from forecast.inference.runner import Runner
 
 
@@ -48,11 +47,8 @@ def predict(runner: Runner, series: InputSeries, inits: list[int], output_dir: P
             attrs: dict[str, str], overwrite: bool = False, zarr: bool = False) -> PredictResult:
     """Forecast from each init position of ``series``; files already there are kept unless ``overwrite``."""
     started = time.perf_counter()
-    description = runner.package.description
-    channels = [ChannelMeta(**c) for c in description["channels"]]
-    step = pd.Timedelta(description["time_step"])
-    input_steps = int(description["input_steps"])
-    latitude, longitude = runner.package.arrays["latitude"], runner.package.arrays["longitude"]
+    card, arrays = runner.card, runner.package.arrays
+    grid = Grid(arrays["latitude"], arrays["source_longitude"], card.source_latitude_order == "descending")
     attrs = {**attrs, "forecast_version": forecast.__version__, "input_data": series.origin,
              "input_data_checksum": series.checksum, "created": datetime.now(UTC).isoformat(timespec="seconds")}
     result = PredictResult()
@@ -62,12 +58,13 @@ def predict(runner: Runner, series: InputSeries, inits: list[int], output_dir: P
     with tqdm(total=len(pending), desc="forecasts", unit="init", disable=None) as bar:
         for start in range(0, len(pending), runner.batch_size):
             batch = pending[start:start + runner.batch_size]
-            x = series.windows(batch, input_steps)
+            x = series.windows(batch, card.input_steps)
+            times = series.frame_times(batch, card)
             model_started = time.perf_counter()
-            y = runner.physical(runner.normalised(x))
+            y = runner.physical(runner.forecast(x, times))
             result.model_seconds += time.perf_counter() - model_started
             for k, i in enumerate(batch):
-                ds = forecast_dataset(y[k:k + 1], [series.times[i]], step, channels, latitude, longitude, attrs)
+                ds = forecast_dataset(y[k:k + 1], [series.times[i]], card.step, card.channels, grid, attrs)
                 write_netcdf(ds, paths[i])
                 result.written.append(paths[i])
             bar.update(len(batch))

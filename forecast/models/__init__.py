@@ -1,7 +1,8 @@
-"""Networks: pure ``nn.Module``s mapping ``[B, T_in, C, H, W]`` to ``[B, T_out, C, H, W]``."""
+"""Networks: pure ``nn.Module``s mapping ``[B, T_in, C, H, W]`` (and its ``Context``) to ``[B, T_out, C, H, W]``."""
 
-from forecast.models.base import Forecaster, State
-from forecast.models.baselines import Climatology, Persistence
+from forecast.models.base import Context, Forecaster, State
+from forecast.models.baselines import REFERENCES, Reference, reference_forecasts
+from forecast.models.blend import Blend
 from forecast.models.cells import ConvGRUCell, ConvLSTMCell, compile_cell
 from forecast.models.convlstm import ConvLSTMForecaster
 from forecast.models.registry import KINDS, build_network
@@ -10,15 +11,18 @@ from forecast.models.stacked_lstm import StackedLSTMForecaster
 
 __all__ = [
     "KINDS",
-    "Climatology",
+    "REFERENCES",
+    "Blend",
+    "Context",
     "ConvGRUCell",
     "ConvLSTMCell",
     "ConvLSTMForecaster",
     "ConvRecurrentStack",
     "Forecaster",
-    "Persistence",
+    "Reference",
     "StackedLSTMForecaster",
     "State",
     "build_network",
     "compile_cell",
+    "reference_forecasts",
 ]

@@ -1,58 +1,94 @@
-"""Reference forecasts without learned weights: persistence and climatology, as ``Forecaster``s."""
+"""Every reference forecast, once: persistence, climatology per calendar slot, the input-window mean and damped
+anomaly persistence. Validation, evaluation, the registry's champion rule and the plots all score these.
+
+All work on normalised ``[B, T, C, H, W]`` tensors; the climatology comes with the window's ``Context``.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from forecast.errors import ConfigError
-from forecast.models.base import Forecaster, State, check_rollout
+from forecast.models.base import Context, Forecaster
+
+REFERENCES = ("persistence", "climatology", "window_mean", "damped_persistence")
 
 
-class Persistence(Forecaster):
-    """Every lead repeats the last observed frame. No parameters; the state is ``None``."""
-
-    def encode(self, x: Tensor, state: State = None) -> None:
-        """Nothing to remember: persistence needs only the last frame, passed to :meth:`forecast`."""
-
-    def forecast(
-        self,
-        state: State,
-        last: Tensor,
-        horizon: int,
-        target: Tensor | None = None,
-        teacher_forcing: float = 0.0,
-    ) -> Tensor:
-        """``last`` ``[B, C, H, W]`` repeated to ``[B, horizon, C, H, W]``; target/teacher forcing unused."""
-        check_rollout(last, horizon, target)
-        return last.unsqueeze(1).repeat(1, horizon, 1, 1, 1)  # [B, horizon, C, H, W]
+def persistence(x: Tensor, horizon: int) -> Tensor:
+    """Every lead repeats the last observed frame."""
+    return x[:, -1:].expand(-1, horizon, -1, -1, -1)
 
 
-class Climatology(Forecaster):
-    """Every lead is the climatological mean map ``[C, H, W]`` (normalised units). No parameters."""
+def climatology(x: Tensor, context: Context, horizon: int) -> Tensor:
+    """Each lead is the climatology of its valid time's slot (day of year × hour, month, …)."""
+    steps = x.shape[1]
+    return context.climatology[:, steps: steps + horizon].to(x.dtype)
 
-    def __init__(self, climatology: Tensor) -> None:
-        super().__init__()
-        if climatology.dim() != 3:
-            raise ConfigError(f"climatology must be a [C, H, W] mean map, got shape {tuple(climatology.shape)}.")
-        self.climatology: Tensor
-        self.register_buffer("climatology", climatology.detach().float().clone())
 
-    def encode(self, x: Tensor, state: State = None) -> None:
-        """Nothing to remember: the forecast does not depend on the input window."""
+def window_mean(x: Tensor, horizon: int) -> Tensor:
+    """Every lead is the mean of the input window: a smoother that noisy and trending series reward."""
+    return x.mean(dim=1, keepdim=True).expand(-1, horizon, -1, -1, -1)
 
-    def forecast(
-        self,
-        state: State,
-        last: Tensor,
-        horizon: int,
-        target: Tensor | None = None,
-        teacher_forcing: float = 0.0,
-    ) -> Tensor:
-        """The map repeated to ``[B, horizon, C, H, W]``; ``last`` gives B, dtype and device only."""
-        check_rollout(last, horizon, target)
-        if last.shape[1:] != self.climatology.shape:
-            raise ValueError(
-                f"last frames are {tuple(last.shape[1:])}, the climatology is {tuple(self.climatology.shape)}."
-            )
-        climatology = self.climatology.to(last.dtype)
-        return climatology.expand(last.shape[0], horizon, *climatology.shape).clone()  # [B, horizon, C, H, W]
+
+def damped_persistence(x: Tensor, context: Context, damping: Tensor, horizon: int) -> Tensor:
+    """Climatology plus the last anomaly damped per point and lead: ``clim(v) + α[k]·(x_last − clim(t_last))``,
+    ``damping`` ``[T_out, C, H, W]`` being α, the anomalies' lag-k regression on the training period."""
+    steps = x.shape[1]
+    anomaly = x[:, -1] - context.climatology[:, steps - 1].to(x.dtype)  # [B, C, H, W]
+    return climatology(x, context, horizon) + damping[None, :horizon].to(x.dtype) * anomaly[:, None]
+
+
+def reference_forecasts(x: Tensor, context: Context, damping: Tensor, horizon: int) -> dict[str, Tensor]:
+    """Every reference's forecast ``[B, horizon, C, H, W]``, by name (``REFERENCES`` order)."""
+    return {
+        "persistence": persistence(x, horizon),
+        "climatology": climatology(x, context, horizon),
+        "window_mean": window_mean(x, horizon),
+        "damped_persistence": damped_persistence(x, context, damping, horizon),
+    }
+
+
+def damping_sums(x: Tensor, context: Context, y: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """One batch's share of the damping fit, float64: ``Σ a_last·a_k`` ``[T_out, C, H, W]`` and ``Σ a_last²``
+    ``[C, H, W]`` over samples, anomalies ``a`` taken from the climatology; ``weights`` ``[B, C, H, W]`` zero
+    out invalid points."""
+    steps = x.shape[1]
+    clim = context.climatology.double()
+    last = (x[:, -1].double() - clim[:, steps - 1]) * (weights > 0)  # [B, C, H, W]
+    future = y.double() - clim[:, steps: steps + y.shape[1]]  # [B, T, C, H, W]
+    return (last[:, None] * future).sum(dim=0), (last * last).sum(dim=0)
+
+
+def damping_from_sums(lagged: Tensor, variance: Tensor) -> Tensor:
+    """α ``[T_out, C, H, W]`` in [0, 1]: the lag regression of the anomalies (0 where a point never varies)."""
+    alpha = torch.where(variance > 0, lagged / variance.clamp_min(1e-300), torch.zeros_like(lagged))
+    return alpha.clamp(0.0, 1.0).float()
+
+
+class Reference(Forecaster):
+    """A reference forecast behind the ``Forecaster`` call, to train (validate and package) as a model kind."""
+
+    def __init__(self, name: str, channels: int, damping: Tensor | None = None) -> None:
+        super().__init__(channels)
+        if name not in REFERENCES:
+            raise ConfigError(f"unknown reference {name!r}; references are {', '.join(REFERENCES)}.")
+        if name == "damped_persistence" and damping is None:
+            raise ConfigError("the damped_persistence reference needs its damping [T_out, C, H, W].")
+        self.name = name
+        self.damping: Tensor | None
+        # Not persistent: the package keeps the damping once, among its arrays, and builds the reference from it.
+        self.register_buffer("damping", None if damping is None else damping.detach().float().clone(),
+                             persistent=False)
+
+    def forward(self, x: Tensor, horizon: int, context: Context | None = None, target: Tensor | None = None,
+                teacher_forcing: float = 0.0) -> Tensor:
+        if self.name == "persistence":
+            return persistence(x, horizon).clone()
+        if self.name == "window_mean":
+            return window_mean(x, horizon).clone()
+        if context is None:
+            raise ValueError(f"the {self.name} reference needs the window's Context (its climatology).")
+        if self.name == "climatology":
+            return climatology(x, context, horizon).clone()
+        return damped_persistence(x, context, self.damping, horizon)

@@ -14,8 +14,6 @@ from forecast.errors import ConfigError
 Norm: TypeAlias = Literal["group", "layer"] | None
 CellState: TypeAlias = tuple[Tensor, ...]
 
-# Gate order along the channel axis of the fused convolution: i, f, g, o (as torch.nn.LSTM).
-GATES = ("i", "f", "g", "o")
 
 
 def _check_sizes(in_channels: int, hidden_channels: int, kernel_size: int) -> None:
@@ -50,8 +48,19 @@ class RecurrentCell(nn.Module):
 
     Subclasses implement ``forward`` (one step from a frame), ``input_projection`` (the x-part of the
     pre-activations of a whole sequence) and ``_step`` (one step from a projected x-part, given the
-    recurrent weights returned by ``_recurrent_weights``).
+    recurrent weights returned by ``_recurrent_weights``). Convolutions pad with zeros, except along
+    longitude on a ``periodic`` (global) grid, where the last column's neighbour is the first.
     """
+
+    padding: int
+    periodic: bool
+
+    def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """'Same' convolution: zero padding in latitude, circular in longitude when periodic."""
+        if not self.periodic or not self.padding:
+            return F.conv2d(x, weight, bias, padding=self.padding)
+        x = F.pad(x, (self.padding, self.padding, 0, 0), mode="circular")  # [..., H, W + 2p]
+        return F.conv2d(x, weight, bias, padding=(self.padding, 0))
 
     def step_projected(self, x_proj: Tensor, state: CellState | None = None) -> CellState:
         """One step from a precomputed x-part ``[B, gates*hidden, H, W]`` (a time slice of ``input_projection``)."""
@@ -97,12 +106,14 @@ class ConvLSTMCell(RecurrentCell):
         peephole: bool = False,
         norm: Norm = None,
         forget_bias: float = 1.0,
+        periodic: bool = False,
     ) -> None:
         super().__init__()
         _check_sizes(in_channels, hidden_channels, kernel_size)
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.padding = kernel_size // 2
+        self.periodic = periodic
         self.norm = _gate_norm(norm, hidden_channels)
         # With a norm, a conv bias would be normalised away (the per-gate mean is subtracted): the gate
         # bias then lives in the norm's affine shift instead, so every parameter stays in use.
@@ -140,7 +151,7 @@ class ConvLSTMCell(RecurrentCell):
         if state is None:
             return self.step_projected(self.input_projection(x.unsqueeze(1)).squeeze(1), None)
         h, c = state
-        pre = self.conv(torch.cat([x, h], dim=1))  # [B, 4*hidden, H, W]
+        pre = self._conv(torch.cat([x, h], dim=1), self.conv.weight, self.conv.bias)  # [B, 4*hidden, H, W]
         return self._gates(pre, c)
 
     def input_projection(self, x_seq: Tensor) -> Tensor:
@@ -151,7 +162,7 @@ class ConvLSTMCell(RecurrentCell):
         """
         weight = self.conv.weight[:, : self.in_channels]
         frames = x_seq.flatten(0, 1)  # [B*T, C_in, H, W]
-        pre = F.conv2d(frames, weight, self.conv.bias, padding=self.padding)  # [B*T, 4*hidden, H, W]
+        pre = self._conv(frames, weight, self.conv.bias)  # [B*T, 4*hidden, H, W]
         return pre.unflatten(0, x_seq.shape[:2])  # [B, T, 4*hidden, H, W]
 
     def _recurrent_weights(self) -> tuple[Tensor]:
@@ -165,7 +176,7 @@ class ConvLSTMCell(RecurrentCell):
             # h = 0 adds nothing to the pre-activations; c = 0.
             return self._gates(x_proj, torch.zeros_like(x_proj[:, : self.hidden_channels]))
         h, c = state
-        pre = x_proj + F.conv2d(h, weights[0], None, padding=self.padding)  # [B, 4*hidden, H, W]
+        pre = x_proj + self._conv(h, weights[0], None)  # [B, 4*hidden, H, W]
         return self._gates(pre, c)
 
     def _gates(self, pre: Tensor, c: Tensor) -> CellState:
@@ -192,12 +203,13 @@ class ConvGRUCell(RecurrentCell):
     ``h`` ``[B, hidden, H, W]``, so stacks treat both cells alike (``state[0]`` is the output).
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3) -> None:
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, periodic: bool = False) -> None:
         super().__init__()
         _check_sizes(in_channels, hidden_channels, kernel_size)
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.padding = kernel_size // 2
+        self.periodic = periodic
         # x-part of all three pre-activations (z, r, n) as one conv, so a whole sequence can be
         # projected in one batched call (see ConvLSTMCell.input_projection).
         self.conv_x = nn.Conv2d(in_channels, 3 * hidden_channels, kernel_size, padding=self.padding)
@@ -206,11 +218,11 @@ class ConvGRUCell(RecurrentCell):
 
     def forward(self, x: Tensor, state: CellState | None = None) -> CellState:
         """One step: ``x`` ``[B, C_in, H, W]`` and ``(h,)`` to the new ``(h,)``."""
-        return self.step_projected(self.conv_x(x), state)
+        return self.step_projected(self._conv(x, self.conv_x.weight, self.conv_x.bias), state)
 
     def input_projection(self, x_seq: Tensor) -> Tensor:
         """x-part for all steps: ``[B, T, C_in, H, W]`` → ``[B, T, 3*hidden, H, W]`` in one conv."""
-        pre = self.conv_x(x_seq.flatten(0, 1))  # [B*T, 3*hidden, H, W]
+        pre = self._conv(x_seq.flatten(0, 1), self.conv_x.weight, self.conv_x.bias)  # [B*T, 3*hidden, H, W]
         return pre.unflatten(0, x_seq.shape[:2])  # [B, T, 3*hidden, H, W]
 
     def _recurrent_weights(self) -> tuple[()]:
@@ -224,8 +236,8 @@ class ConvGRUCell(RecurrentCell):
             z = torch.sigmoid(x_zr[:, : self.hidden_channels])
             return (z * torch.tanh(x_n),)
         (h,) = state
-        z, r = torch.sigmoid(x_zr + self.conv_h_zr(h)).chunk(2, dim=1)  # each [B, hidden, H, W]
-        n = torch.tanh(x_n + self.conv_h_n(r * h))
+        z, r = torch.sigmoid(x_zr + self._conv(h, self.conv_h_zr.weight, None)).chunk(2, dim=1)  # [B, hidden, H, W]
+        n = torch.tanh(x_n + self._conv(r * h, self.conv_h_n.weight, None))
         return (h + z * (n - h),)
 
 

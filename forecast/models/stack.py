@@ -28,6 +28,7 @@ class ConvRecurrentStack(nn.Module):
         cell: CellKind = "convlstm",
         peephole: bool = False,
         norm: Norm = None,
+        periodic: bool = False,
     ) -> None:
         super().__init__()
         if cell not in CELL_KINDS:
@@ -36,9 +37,9 @@ class ConvRecurrentStack(nn.Module):
             raise ConfigError("peephole and norm apply to 'convlstm' cells only; drop them for 'convgru'.")
         sizes = [in_channels, *hidden]
         self.cells = nn.ModuleList(
-            ConvLSTMCell(c_in, c_out, kernel_size, peephole=peephole, norm=norm)
+            ConvLSTMCell(c_in, c_out, kernel_size, peephole=peephole, norm=norm, periodic=periodic)
             if cell == "convlstm"
-            else ConvGRUCell(c_in, c_out, kernel_size)
+            else ConvGRUCell(c_in, c_out, kernel_size, periodic=periodic)
             for c_in, c_out in itertools.pairwise(sizes)
         )
 

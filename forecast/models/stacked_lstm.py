@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forecast.errors import ConfigError
-from forecast.models.base import Forecaster, check_rollout, check_static, init_residual_head, next_input
+from forecast.models.base import Forecaster, check_static, init_residual_head, with_inputs
 
 Mode: TypeAlias = Literal["flatten", "patch", "point"]
 LSTMState: TypeAlias = tuple[Tensor, Tensor]
@@ -23,7 +22,7 @@ class StackedLSTMForecaster(Forecaster):
     "patch", each ``patch_size``² patch of a frame (patches become batch entries, one shared LSTM);
     "point", each grid point's ``C+S`` values (``B*H*W`` independent series, e.g. station series).
     Encoder and forecaster are separate ``nn.LSTM``s (cuDNN on GPU); the forecaster starts from the
-    encoder's ``(h, c)`` and a linear head predicts the change from the previous frame.
+    encoder's ``(h, c)`` and a linear head predicts the change added to each lead's anchor (see ``Forecaster``).
     """
 
     def __init__(
@@ -36,8 +35,9 @@ class StackedLSTMForecaster(Forecaster):
         mode: Mode = "flatten",
         patch_size: int = 4,
         static: Tensor | None = None,
+        **forecaster: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(channels, **forecaster)
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
         if min(channels, height, width, hidden, layers, patch_size) < 1:
@@ -48,45 +48,31 @@ class StackedLSTMForecaster(Forecaster):
         check_static(static)
         if static is not None and tuple(static.shape[1:]) != (height, width):
             raise ConfigError(f"static is on a {tuple(static.shape[1:])} grid, the network on {(height, width)}.")
-        self.channels, self.height, self.width, self.mode = channels, height, width, mode
+        self.height, self.width, self.mode = height, width, mode
         self.patch_size = {"flatten": 0, "patch": patch_size, "point": 1}[mode]
         self.static: Tensor | None
         self.register_buffer("static", None if static is None else static.detach().float().clone())
-        in_channels = channels + (0 if static is None else static.shape[0])
+        in_channels = channels + (0 if static is None else static.shape[0]) + self.forcing_channels
         per_vector = height * width if mode == "flatten" else self.patch_size**2
         self.encoder = nn.LSTM(in_channels * per_vector, hidden, layers, batch_first=True)
         self.forecaster = nn.LSTM(in_channels * per_vector, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, channels * per_vector)
         init_residual_head(self.head)
 
-    def encode(self, x: Tensor, state: LSTMState | None = None) -> LSTMState | None:
+    def encode(self, x: Tensor, state: LSTMState | None = None, forcing: Tensor | None = None) -> LSTMState | None:
         """Run the encoder LSTM over ``x`` ``[B, T, C, H, W]``; ``(h, c)``, each ``[layers, N, hidden]``."""
         self._check_frames(x, "x")
         if x.shape[1] == 0:
             return state
-        _, state = self.encoder(self._to_vectors(x), state)
+        _, state = self.encoder(self._to_vectors(x, forcing), state)
         return state
 
-    def forecast(
-        self,
-        state: LSTMState | None,
-        last: Tensor,
-        horizon: int,
-        target: Tensor | None = None,
-        teacher_forcing: float = 0.0,
-    ) -> Tensor:
-        """Roll out ``[B, horizon, C, H, W]``, one forecaster-LSTM step per lead."""
-        check_rollout(last, horizon, target)
-        self._check_frames(last, "last")
-        previous = last
-        leads = []
-        for lead in range(horizon):
-            output, state = self.forecaster(self._to_vectors(previous.unsqueeze(1)), state)  # [N, 1, hidden]
-            prediction = previous + self._from_vectors(self.head(output[:, 0]), last.shape[0])
-            leads.append(prediction)
-            if lead + 1 < horizon:
-                previous = next_input(prediction, target, lead, teacher_forcing)
-        return torch.stack(leads, dim=1)  # [B, horizon, C, H, W]
+    def step(self, frame: Tensor, state: LSTMState | None, forcing: Tensor | None = None
+             ) -> tuple[Tensor, LSTMState]:
+        self._check_frames(frame, "frame")
+        steps = None if forcing is None else forcing[:, None]
+        output, state = self.forecaster(self._to_vectors(frame[:, None], steps), state)  # [N, 1, hidden]
+        return self._from_vectors(self.head(output[:, 0]), frame.shape[0]), state
 
     def _check_frames(self, frames: Tensor, name: str) -> None:
         if tuple(frames.shape[-3:]) != (self.channels, self.height, self.width):
@@ -95,11 +81,9 @@ class StackedLSTMForecaster(Forecaster):
                 f"{(self.channels, self.height, self.width)} (channels, height, width)."
             )
 
-    def _to_vectors(self, frames: Tensor) -> Tensor:
+    def _to_vectors(self, frames: Tensor, forcing: Tensor | None) -> Tensor:
         """Frames ``[B, T, C, H, W]`` to LSTM sequences ``[N, T, F]`` (N = B, or B × patches/points)."""
-        if self.static is not None:
-            static = self.static.to(frames.dtype).expand(*frames.shape[:2], *self.static.shape)
-            frames = torch.cat([frames, static], dim=2)  # [B, T, C+S, H, W]
+        frames = with_inputs(frames, self.static, forcing)  # [B, T, C+S+F, H, W]
         if self.mode == "flatten":
             return frames.flatten(2)  # [B, T, (C+S)*H*W]
         p = self.patch_size

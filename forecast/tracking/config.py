@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from forecast.errors import ConfigError
+
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own default since 3.x; artifacts go to ./mlartifacts
 FALLBACK_ENV = "FORECAST_OFFLINE_FALLBACK"
 LOCAL_ARTIFACTS = "mlartifacts"  # beside sqlite:///mlflow.db, where `mlflow server` would put them
@@ -32,6 +34,10 @@ class TrackingConfig:
     registered_model: str | None = None
     offline_fallback: bool = False
     request_timeout_s: int = 10
+
+    def __post_init__(self) -> None:
+        if self.request_timeout_s < 1:
+            raise ConfigError(f"tracking.request_timeout_s is {self.request_timeout_s!r}; it must be >= 1 (seconds).")
 
     def resolved_uri(self) -> str:
         return self.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI

@@ -8,36 +8,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException, RestException
+from mlflow.exceptions import RestException
 
 from forecast.errors import first_line
+from forecast.tracking.server import (
+    REMOTE_RUN_TAG,
+    REMOTE_URI_TAG,
+    TRACKING_ERRORS,
+    local_experiment,
+    offline_store,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# What a tracking call raises when the server is down, slow or refusing: never a reason to lose a training.
-TRACKING_ERRORS = (MlflowException, requests.RequestException, OSError)
-REMOTE_URI_TAG = "forecast.remote_uri"
-REMOTE_RUN_TAG = "forecast.remote_run_id"
-SYNCED_TAG = "forecast.synced"
-
-
-def offline_store(run_dir: Path) -> tuple[str, Path]:
-    """The local tracking store of a run directory: (sqlite URI, artifact folder)."""
-    folder = (run_dir / "offline").resolve()
-    return f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts"
-
-
-def local_experiment(client: MlflowClient, name: str, artifacts: Path | None) -> str:
-    """The id of experiment ``name`` in ``client``'s store, created (with ``artifacts`` as its root) if missing."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None and experiment.lifecycle_stage != "deleted":
-        return experiment.experiment_id
-    location = artifacts.resolve().as_uri() if artifacts is not None else None
-    return client.create_experiment(name, artifact_location=location)
 
 
 class ResilientMLFlowLogger(MLFlowLogger):

@@ -13,8 +13,7 @@ from mlflow.exceptions import MlflowException
 
 from forecast.errors import first_line
 from forecast.tracking.config import TrackingConfig
-from forecast.tracking.logger import TRACKING_ERRORS, local_experiment
-from forecast.tracking.server import limit_requests, local_artifacts
+from forecast.tracking.server import TRACKING_ERRORS, limit_requests, local_artifacts, local_experiment
 
 log = logging.getLogger(__name__)
 

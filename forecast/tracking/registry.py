@@ -1,4 +1,4 @@
-"""Model Registry: every finished training registers a version; only one that beats persistence can be champion.
+"""Model Registry: every finished training registers a version; only one that beats every reference can be champion.
 
 A user promotes a version by hand in the MLflow UI (model page → version → Aliases → add ``champion``) or with
 ``forecast promote --model NAME --version N``.
@@ -7,9 +7,6 @@ A user promotes a version by hand in the MLflow UI (model page → version → A
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -17,56 +14,50 @@ from mlflow.exceptions import MlflowException
 
 log = logging.getLogger(__name__)
 CANDIDATE, CHAMPION = "candidate", "champion"
+MODEL_ARTIFACT = "model"  # where a training run keeps its model package among its artifacts
+PENDING_REGISTRATION_TAG = "forecast.register_as"  # an offline run's registered-model name, for sync-runs
+VERSION_TAGS_TAG = "forecast.version_tags"  # the tags (JSON) that version is to carry
+SCORE_TAG = "val_rmse_normalised"  # lower is better; what a new version must beat to take the champion alias
 
 
-@dataclass(frozen=True)
-class Skill:
-    """Validation RMSE (normalised units) of the model and its two reference forecasts."""
-
-    rmse: float
-    persistence: float
-    climatology: float
-
-    @classmethod
-    def from_metrics(cls, metrics: Mapping[str, Any]) -> Skill:
-        """From a run's last ``val/rmse``, ``val/rmse_persistence`` and ``val/rmse_climatology``."""
-        return cls(*(float(metrics[f"val/rmse{suffix}"]) for suffix in ("", "_persistence", "_climatology")))
-
-    @property
-    def beats_persistence(self) -> bool:
-        return self.rmse < self.persistence
-
-    def tags(self) -> dict[str, str]:
-        return {"val_rmse": f"{self.rmse:.6g}", "val_rmse_persistence": f"{self.persistence:.6g}",
-                "val_rmse_climatology": f"{self.climatology:.6g}",
-                "beats_persistence": str(self.beats_persistence).lower()}
-
-
-def _champion_rmse(client: MlflowClient, name: str) -> float | None:
+def _champion_score(client: MlflowClient, name: str) -> float | None:
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
-    value = champion.tags.get("val_rmse")
+    value = champion.tags.get(SCORE_TAG)
     return float(value) if value is not None else None
 
 
-def register_version(client: MlflowClient, name: str, source: str, run_id: str, skill: Skill
-                     ) -> tuple[ModelVersion, bool]:
-    """Register ``source`` (a model package folder's artifact URI) as a new version of ``name``, tagged with its
-    skill and aliased ``candidate``; it also becomes ``champion`` when it beats persistence and the current
-    champion (if any). Returns the version and whether it became champion."""
+def existing_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+    """The version of ``name`` already registered from ``run_id``, if any (registration is idempotent)."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def register_version(client: MlflowClient, name: str, source: str, run_id: str, score: float, beats_references: bool,
+                     tags: dict[str, str], description: str = "") -> tuple[ModelVersion, bool]:
+    """Register ``source`` (a model's artifact URI) as a version of ``name`` (once per run), tagged with ``tags``
+    and its ``score``, and alias it ``candidate``; it also becomes ``champion`` when it beats every reference on
+    validation and scores below the current champion. Returns the version and whether it became champion."""
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="forecast models; aliases: candidate (latest), champion")
-    version = client.create_model_version(name, source, run_id=run_id, tags=skill.tags())
+        client.create_registered_model(name, description="forecast models; aliases: candidate (latest), champion "
+                                                          "(beats every reference and the previous champion)")
+    version = existing_version(client, name, run_id)
+    if version is None:
+        version = client.create_model_version(name, source, run_id=run_id, description=description,
+                                              tags={**tags, SCORE_TAG: f"{score:.6g}"})
     client.set_registered_model_alias(name, CANDIDATE, version.version)
-    current = _champion_rmse(client, name)
-    promote = skill.beats_persistence and (current is None or skill.rmse < current)
+    current = _champion_score(client, name)
+    promote = beats_references and (current is None or score < current)
     if promote:
         client.set_registered_model_alias(name, CHAMPION, version.version)
-    elif not skill.beats_persistence:
-        log.warning("%s version %s does not beat persistence on validation (RMSE %.4f vs %.4f): not champion.",
-                    name, version.version, skill.rmse, skill.persistence)
+    elif not beats_references:
+        log.warning("%s version %s does not beat the best reference on validation: candidate, not champion "
+                    "(`forecast promote` overrides).", name, version.version)
     return version, promote

@@ -1,4 +1,5 @@
-"""Is the tracking server there? Asked once before training, so an outage stops nothing half-done."""
+"""The tracking server and the local stores: is the server there (asked once before training, so an outage stops
+nothing half-done), where local stores keep runs and artifacts."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import os
 from pathlib import Path
 
 import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from forecast.errors import TrackingError
 from forecast.tracking.config import LOCAL_ARTIFACTS
+
+REMOTE_URI_TAG = "forecast.remote_uri"  # on an offline run: the server it was meant for
+REMOTE_RUN_TAG = "forecast.remote_run_id"  # … and its run there, when it had one
+SYNCED_TAG = "forecast.synced"  # on an offline run copied by sync-runs: the server run it became
+# What a tracking call raises when the server is down, slow or refusing: never a reason to lose a training.
+TRACKING_ERRORS = (MlflowException, requests.RequestException, OSError)
 
 
 def is_remote(uri: str) -> bool:
@@ -49,3 +58,18 @@ def check_server(uri: str, timeout_s: float, fallback_allowed: bool) -> bool:
         f"MLflow tracking server {uri} is unreachable; start it, set MLFLOW_TRACKING_URI to one that runs, "
         "or pass --tracking.offline_fallback true to track locally and `forecast sync-runs` later."
     )
+
+
+def offline_store(run_dir: Path) -> tuple[str, Path]:
+    """The local tracking store of a run directory: (sqlite URI, artifact folder)."""
+    folder = (run_dir / "offline").resolve()
+    return f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts"
+
+
+def local_experiment(client: MlflowClient, name: str, artifacts: Path | None) -> str:
+    """The id of experiment ``name`` in ``client``'s store, created (with ``artifacts`` as its root) if missing."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None and experiment.lifecycle_stage != "deleted":
+        return experiment.experiment_id
+    location = artifacts.resolve().as_uri() if artifacts is not None else None
+    return client.create_experiment(name, artifact_location=location)

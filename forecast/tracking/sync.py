@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run
 from mlflow.exceptions import MlflowException
 
-from forecast.tracking.logger import REMOTE_RUN_TAG, REMOTE_URI_TAG, SYNCED_TAG, local_experiment
-from forecast.tracking.registry import Skill, register_version
-from forecast.tracking.training_run import MODEL_ARTIFACT, PENDING_REGISTRATION_TAG
+from forecast.tracking.registry import MODEL_ARTIFACT, PENDING_REGISTRATION_TAG, VERSION_TAGS_TAG, register_version
+from forecast.tracking.server import REMOTE_RUN_TAG, REMOTE_URI_TAG, SYNCED_TAG, local_experiment
+from forecast.verification import Skill
 
 BATCH = 500  # metrics per request, under MLflow's 1000
 
@@ -42,14 +43,15 @@ def sync_run(local: MlflowClient, run: Run, remote: MlflowClient) -> SyncedRun:
         remote_id = remote.get_run(remote_id).info.run_id if remote_id else ""
     except MlflowException:
         remote_id = ""  # deleted on the server meanwhile: copy as a new run
-    if not remote_id:
+    created = not remote_id
+    if created:
         remote_id = remote.create_run(local_experiment(remote, experiment, None),
                                       run_name=run.data.tags.get("mlflow.runName")).info.run_id
     logged = remote.get_run(remote_id).data.params
     params = [Param(k, v) for k, v in run.data.params.items() if k not in logged]
     for start in range(0, len(params), 100):
         remote.log_batch(remote_id, params=params[start:start + 100])
-    skip = {REMOTE_RUN_TAG, REMOTE_URI_TAG, PENDING_REGISTRATION_TAG}
+    skip = {REMOTE_RUN_TAG, REMOTE_URI_TAG, PENDING_REGISTRATION_TAG, VERSION_TAGS_TAG}
     for key, value in run.data.tags.items():
         if key not in skip:
             remote.set_tag(remote_id, key, value)
@@ -61,13 +63,18 @@ def sync_run(local: MlflowClient, run: Run, remote: MlflowClient) -> SyncedRun:
         artifacts = Path(local.download_artifacts(run.info.run_id, "", tmp))
         if any(artifacts.iterdir()):
             remote.log_artifacts(remote_id, str(artifacts))
-    remote.set_terminated(remote_id, run.info.status if run.info.status != "RUNNING" else "FINISHED")
+    # The status is this copy's to set only when sync made the server run, or it was left running: a run that
+    # finished on the server (before an outage hit a later resume) keeps its status.
+    if created or remote.get_run(remote_id).info.status == "RUNNING":
+        remote.set_terminated(remote_id, run.info.status if run.info.status != "RUNNING" else "FINISHED")
     registered = None
     name = run.data.tags.get(PENDING_REGISTRATION_TAG)
     if name:
         skill = Skill.from_metrics(run.data.metrics)
         source = f"{remote.get_run(remote_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-        version, _ = register_version(remote, name, source, remote_id, skill)
+        tags = json.loads(run.data.tags.get(VERSION_TAGS_TAG, "{}"))
+        version, _ = register_version(remote, name, source, remote_id, skill.rmse["model"], skill.beats_references,
+                                      tags)
         registered = f"models:/{name}/{version.version}"
     local.set_tag(run.info.run_id, SYNCED_TAG, remote_id)
     return SyncedRun(run.info.run_id, remote_id, len(points), registered)

@@ -1,4 +1,4 @@
-"""``ForecastModule``: one LightningModule that trains and validates any ``Forecaster``."""
+"""``ForecastModule``: one LightningModule that trains and validates any ``Forecaster`` against every reference."""
 
 from __future__ import annotations
 
@@ -9,81 +9,90 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from forecast.models.base import Forecaster
-from forecast.training.loss import LeadErrors, LossKind, point_weights, weighted_error
-from forecast.training.sampling import teacher_forcing_probability
+from forecast.models.base import Context, Forecaster
+from forecast.models.baselines import reference_forecasts
+from forecast.models.optical_flow import NAME as OPTICAL_FLOW
+from forecast.models.optical_flow import optical_flow
+from forecast.training.config import OptimConfig
+from forecast.training.loss import LeadErrors, point_weights, weighted_error
+from forecast.training.schedules import teacher_forcing_probability
+from forecast.verification import Skill
 
-REFERENCES = ("persistence", "climatology")
+MODEL = "model"
 
 
 class ForecastModule(pl.LightningModule):
-    """Masked, latitude-weighted training of ``net`` in normalised units.
+    """Masked, latitude-weighted training of ``net`` in normalised units, validated against every reference.
 
     Optimisation is manual so that truncated BPTT can take one optimiser step per chunk of a long
     input window (Lightning 2 removed it from the Trainer): each chunk's loss is the forecast, from
     the state after the chunk, of the frames that follow it; states are detached between chunks.
 
     Args:
-        net: any ``Forecaster``; nets without parameters (the baselines) are validated, never stepped.
+        net: any ``Forecaster``; nets without parameters (the references) are validated, never stepped.
         lat_weights: ``[H]`` cell-area weights with mean 1.
-        climatology: ``[C, H, W]`` normalised climatological mean: the reference validation scores against.
-        channels: channel names, for metric names.
+        damping: ``[T_out, C, H, W]`` damped-persistence coefficients fitted on the training period.
+        channels: channel names, for metric names; ``std`` ``[C]`` and ``units`` turn normalised scores physical.
         output_steps: leads forecast per sample.
-        loss: ``mse`` or ``mae``.
-        lr, weight_decay, warmup_steps, min_lr_ratio: AdamW with linear warm-up then cosine decay to
-            ``lr * min_lr_ratio`` at the end of training.
-        teacher_forcing_start, teacher_forcing_end, teacher_forcing_steps: scheduled sampling: the
-            probability of feeding the true frame decays linearly over that many steps.
-        tbptt_steps: input chunk length for truncated BPTT (0: whole window at once).
-        grad_clip: clip the global gradient norm to this (0: no clipping).
-        network: how ``net`` was built (kind and options), saved in checkpoints to rebuild it.
+        optim: loss, optimiser, schedules, truncated BPTT and clipping.
+        optical_flow: also score the optical-flow reference (``periodic``: on a global grid).
+        network: how ``net`` was built, saved in checkpoints.
     """
 
-    def __init__(self, net: Forecaster, lat_weights: Tensor, climatology: Tensor, channels: list[str],
-                 output_steps: int, loss: LossKind = "mse", lr: float = 1e-3, weight_decay: float = 1e-4,
-                 warmup_steps: int = 50, min_lr_ratio: float = 0.1, teacher_forcing_start: float = 0.0,
-                 teacher_forcing_end: float = 0.0, teacher_forcing_steps: int = 0, tbptt_steps: int = 0,
-                 grad_clip: float = 1.0, network: dict[str, Any] | None = None):
+    def __init__(self, net: Forecaster, lat_weights: Tensor, damping: Tensor, channels: list[str], std: list[float],
+                 units: list[str], output_steps: int, optim: OptimConfig, optical_flow: bool = False,
+                 periodic: bool = False, network: dict[str, Any] | None = None):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "lat_weights", "climatology"])
+        # Plain values only (the optimiser settings are rebuilt from the config): checkpoints load weights_only.
+        self.save_hyperparameters(ignore=["net", "lat_weights", "damping", "optim"])
         self.automatic_optimization = False
-        self.net = net
+        self.net, self.optim = net, optim
         self.register_buffer("lat_weights", lat_weights.float())
-        self.register_buffer("climatology", climatology.float())
+        self.register_buffer("damping", damping.float())
         self.trainable = any(p.requires_grad for p in net.parameters())
         self._errors: dict[str, LeadErrors] = {}
 
-    def forward(self, x: Tensor, horizon: int | None = None) -> Tensor:
-        return self.net(x, horizon or self.hparams.output_steps)
+    def forward(self, x: Tensor, context: Context, horizon: int | None = None) -> Tensor:
+        return self.net(x, horizon or self.hparams.output_steps, context)
 
     def teacher_forcing(self) -> float:
-        hp = self.hparams
-        return teacher_forcing_probability(self.global_step, hp.teacher_forcing_start, hp.teacher_forcing_end,
-                                           hp.teacher_forcing_steps)
+        o = self.optim
+        return teacher_forcing_probability(self.global_step, o.teacher_forcing_start, o.teacher_forcing_end,
+                                           o.teacher_forcing_steps)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        x, y = batch["x"], batch["y"]
+        x, y, context = batch["x"], batch["y"], _context(batch)
         weights = point_weights(batch["mask"], self.lat_weights)
         p_truth = self.teacher_forcing()
-        chunk = self.hparams.tbptt_steps
-        state, encoded = None, 0
-        if self.trainable and chunk:
-            while encoded + chunk < x.shape[1]:  # every chunk that input frames follow
-                state = self.net.encode(x[:, encoded: encoded + chunk], state)
-                encoded += chunk
-                following = x[:, encoded: encoded + chunk]
-                y_hat = self.net.forecast(state, x[:, encoded - 1], following.shape[1], following, p_truth)
-                self._step(weighted_error(y_hat, following, weights, self.hparams.loss))
-                state = self.net.detach_state(state)
-        state = self.net.encode(x[:, encoded:], state)
-        y_hat = self.net.forecast(state, x[:, -1], y.shape[1], y, p_truth)
-        loss = self._step(weighted_error(y_hat, y, weights, self.hparams.loss))
+        chunk, steps = self.optim.tbptt_steps, x.shape[1]
+        if self.trainable and chunk and chunk < steps:
+            self._tbptt_chunks(x, context, weights, p_truth)
+        y_hat = self.net(x, y.shape[1], context, y, p_truth)
+        loss = self._step(weighted_error(y_hat, y, weights, self.optim.loss))
         if self.trainable:
             self.lr_schedulers().step()
+            self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=x.shape[0])
         self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
         self.log("train/teacher_forcing", p_truth, batch_size=x.shape[0])
-        if self.trainable:
-            self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=x.shape[0])
+
+    def _tbptt_chunks(self, x: Tensor, context: Context, weights: Tensor, p_truth: float) -> None:
+        """Truncated BPTT over the input window: one optimiser step per chunk that input frames follow, each
+        forecasting those frames from the previous frame (the blend needs a whole window: it anchors only
+        the final forecast)."""
+        chunk, state, encoded = self.optim.tbptt_steps, None, 0
+        center = self.net.center_of(x)
+        seen = x if center is None else x - center[:, None]
+        forcing = context.forcing if self.net.forcing_channels else None
+        while encoded + chunk < x.shape[1]:
+            state = self.net.encode(seen[:, encoded: encoded + chunk], state,
+                                    None if forcing is None else forcing[:, encoded: encoded + chunk])
+            encoded += chunk
+            following = x[:, encoded: encoded + chunk]
+            rollout = None if forcing is None else forcing[:, encoded - 1: encoded - 1 + following.shape[1]]
+            y_hat = self.net.forecast(state, x[:, encoded - 1], following.shape[1], None, rollout, following, p_truth,
+                                      center)
+            self._step(weighted_error(y_hat, following, weights, self.optim.loss))
+            state = self.net.detach_state(state)
 
     def _step(self, loss: Tensor) -> Tensor:
         """One optimiser step on ``loss`` with norm clipping; returns the detached loss."""
@@ -91,24 +100,28 @@ class ForecastModule(pl.LightningModule):
             optimizer = self.optimizers()
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            if self.hparams.grad_clip > 0:
-                self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip,
-                                    gradient_clip_algorithm="norm")
+            if self.optim.grad_clip > 0:
+                self.clip_gradients(optimizer, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
             optimizer.step()
         return loss.detach()
 
     def on_validation_epoch_start(self) -> None:
         shape = (self.hparams.output_steps, len(self.hparams.channels), self.device)
-        self._errors = {name: LeadErrors(*shape) for name in ("model", *REFERENCES)}
+        self._errors = {name: LeadErrors(*shape) for name in (MODEL, *self.reference_names)}
+
+    @property
+    def reference_names(self) -> tuple[str, ...]:
+        from forecast.models.baselines import REFERENCES
+
+        return (*REFERENCES, OPTICAL_FLOW) if self.hparams.optical_flow else REFERENCES
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        x, y = batch["x"], batch["y"]
+        x, y, context = batch["x"], batch["y"], _context(batch)
         weights = point_weights(batch["mask"], self.lat_weights)
-        forecasts = {
-            "model": self(x, y.shape[1]),
-            "persistence": x[:, -1:].expand_as(y),
-            "climatology": self.climatology.expand_as(y),
-        }
+        forecasts = {MODEL: self(x, context, y.shape[1]),
+                     **reference_forecasts(x, context, self.damping, y.shape[1])}
+        if self.hparams.optical_flow:
+            forecasts[OPTICAL_FLOW] = optical_flow(x, y.shape[1], self.hparams.periodic)
         for name, y_hat in forecasts.items():
             self._errors[name].update(y_hat, y, weights)
 
@@ -116,37 +129,46 @@ class ForecastModule(pl.LightningModule):
         for errors in self._errors.values():  # sums over every rank's share, then one division
             errors.squared = self.trainer.strategy.reduce(errors.squared, reduce_op="sum")
             errors.weight = self.trainer.strategy.reduce(errors.weight, reduce_op="sum")
-        model = self._errors["model"]
+        model = self._errors[MODEL]
+        # Every rank holds the reduced sums, so every rank logs the same numbers: no sync_dist needed.
         self.log("val/loss", (model.squared.sum() / model.weight.sum()).float(), prog_bar=True)
-        for name, errors in self._errors.items():
-            suffix = "" if name == "model" else f"_{name}"
-            rmse = errors.rmse()  # [T, C]
-            self.log(f"val/rmse{suffix}", (errors.squared.sum() / errors.weight.sum()).sqrt().float(),
-                     prog_bar=name == "model")
-            for c, channel in enumerate(self.hparams.channels):
-                for lead in range(rmse.shape[0]):
-                    self.log(f"val/rmse{suffix}/{channel}/lead_{lead + 1:02d}", rmse[lead, c].float())
+        skill = self.skill()
+        for key, value in skill.metrics().items():
+            self.log(f"val/{key}", value, prog_bar=key == "rmse_normalised")
+        rmse = model.rmse()  # [T, C] normalised
+        for c, (channel, unit) in enumerate(zip(self.hparams.channels, self.hparams.units, strict=True)):
+            physical = float(((rmse[:, c] ** 2).mean()).sqrt()) * self.hparams.std[c]
+            self.log(f"val/{channel}_rmse_{_unit_name(unit)}", physical)
+
+    def skill(self) -> Skill:
+        """The last validation's RMSE (normalised) of the model and of every reference."""
+        return Skill.from_errors({name: (e.squared, e.weight) for name, e in self._errors.items()})
 
     def lead_rmse(self) -> dict[str, Tensor]:
-        """The last validation's ``[T, C]`` RMSE of the model and of each reference forecast."""
+        """The last validation's ``[T, C]`` RMSE (normalised) of the model and of each reference forecast."""
         return {name: errors.rmse() for name, errors in self._errors.items()}
-
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """Forecast ``[B, T_out, C, H, W]`` in normalised units."""
-        return self(batch["x"])
 
     def configure_optimizers(self) -> Any:
         if not self.trainable:
             return None
-        hp = self.hparams
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        o = self.optim
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
 
         def factor(step: int) -> float:
-            if step < hp.warmup_steps:
-                return (step + 1) / hp.warmup_steps
-            progress = min((step - hp.warmup_steps) / max(total - hp.warmup_steps, 1), 1.0)
-            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+            if step < o.warmup_steps:
+                return (step + 1) / o.warmup_steps
+            progress = min((step - o.warmup_steps) / max(total - o.warmup_steps, 1), 1.0)
+            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _context(batch: dict[str, Tensor]) -> Context:
+    return Context(batch["climatology"], batch["forcing"])
+
+
+def _unit_name(unit: str) -> str:
+    """Units as a metric-name part: ``kg m-2`` → ``kg_m-2``; none → ``1``."""
+    return "_".join(unit.split()) or "1"

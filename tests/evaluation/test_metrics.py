@@ -11,11 +11,22 @@ from forecast.evaluation.metrics import ScoreAccumulator, scores_table, skill_sc
 LAT_WEIGHTS = np.array([0.5, 1.5])  # mean 1, the southern row weighs a third as much as the northern
 
 
+class Scores(ScoreAccumulator):
+    """The accumulator with one climatology map ``[C, H, W]`` for every valid time, as the tests set it."""
+
+    def __init__(self, climatology: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        self.climatology = climatology
+
+    def update(self, forecast: np.ndarray, truth: np.ndarray) -> None:
+        super().update(forecast, truth, self.climatology)
+
+
 def accumulator(shape: tuple[int, int], mask: np.ndarray | None = None, climatology: np.ndarray | None = None,
                 channels: tuple[str, ...] = ("t2m",), leads: int = 1,
-                thresholds: dict[str, list[float]] | None = None) -> ScoreAccumulator:
+                thresholds: dict[str, list[float]] | None = None) -> Scores:
     grid = (len(channels), *shape)
-    return ScoreAccumulator(
+    return Scores(
         channels=list(channels),
         leads=leads,
         lat_weights=LAT_WEIGHTS,

@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-REFERENCE_STYLE = {"persistence": ":", "climatology": "--"}
+# The model solid and thick; each reference its own dash, so the figure reads in grey print too.
+STYLE = {"model": ("-", 2.2), "persistence": (":", 1.4), "climatology": ("--", 1.4), "window_mean": ("-.", 1.4),
+         "damped_persistence": ((0, (5, 1, 1, 1)), 1.4), "optical_flow": ((0, (1, 1)), 1.4)}
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -35,16 +37,18 @@ def learning_curves(metrics: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def rmse_by_lead(rmse: Mapping[str, np.ndarray], channels: Sequence[str], lead_hours: Sequence[float],
+def rmse_by_lead(rmse: Mapping[str, np.ndarray], channels: Sequence[str], leads: Sequence[float], lead_unit: str,
                  units: Sequence[str], path: Path, title: str) -> Path:
-    """RMSE ``[T, C]`` against lead time, one panel per channel, the model beside each reference forecast."""
-    fig, axes = plt.subplots(1, len(channels), figsize=(4.5 * len(channels), 3.6), squeeze=False, layout="constrained")
+    """RMSE ``[T, C]`` against lead time (in ``lead_unit``), one panel per channel, the model beside every
+    reference forecast."""
+    fig, axes = plt.subplots(1, len(channels), figsize=(5 * len(channels), 3.8), squeeze=False, layout="constrained")
     for c, (ax, channel) in enumerate(zip(axes[0], channels, strict=True)):
         for name, values in rmse.items():
-            ax.plot(lead_hours, values[:, c], REFERENCE_STYLE.get(name, "-"), marker="o", ms=3, label=name)
-        ax.set(title=channel, xlabel="lead time (h)", ylabel=f"RMSE ({units[c]})")
+            style, width = STYLE.get(name, ("-", 1.4))
+            ax.plot(leads, values[:, c], linestyle=style, linewidth=width, marker="o", ms=3, label=name)
+        ax.set(title=channel, xlabel=f"lead time ({lead_unit})", ylabel=f"RMSE ({units[c]})")
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    axes[0][0].legend(fontsize="small")
     fig.suptitle(title)
     return _save(fig, path)
 

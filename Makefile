@@ -22,6 +22,7 @@ SOURCE_FILES = $(wildcard $(shell sed -n "s/^  source: *['\"]\{0,1\}\([^'\"]*\).
 # Raw data each bundled experiment needs, made on first use (nothing is downloaded).
 SOURCES_demo := data/demo/.complete
 SOURCES_hadcm3 := data/hadcm3/A1B_north_america.nc
+SOURCES_ostia := data/ostia/ostia_monthly.nc
 
 .PHONY: help setup prepare train evaluate predict forecast all demo test ui bench lint clean FORCE
 
@@ -80,9 +81,10 @@ data/demo/.complete: configs/synthetic/demo.yaml | $(INSTALLED)
 	$(FORECAST) synth --config $< --output data/demo
 	@touch $@
 
-data/hadcm3/A1B_north_america.nc: | $(INSTALLED)
+# Real files shipped by the iris-sample-data package (a dev extra), copied out of it.
+$(SOURCES_hadcm3) $(SOURCES_ostia): | $(INSTALLED)
 	@mkdir -p $(@D)
-	$(BIN)/python -c "import iris_sample_data, shutil; shutil.copy(iris_sample_data.path + '/A1B_north_america.nc', '$@')"
+	$(BIN)/python -c "import iris_sample_data, shutil; shutil.copy(iris_sample_data.path + '/$(@F)', '$@')"
 
 test: $(INSTALLED)  ## install if needed, then run the test suite
 	$(BIN)/python -m pytest -q

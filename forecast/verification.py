@@ -6,6 +6,7 @@ reference" means beating, on average, whichever simple forecast is hardest at ea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,12 @@ import numpy as np
 
 MODEL, BEST = "model", "best_reference"
 PREFIX = "rmse_normalised"
+
+
+def unit_label(units: str) -> str:
+    """Units as part of an MLflow metric or tag name (letters, digits, ``_ - .`` only): ``kg m-2`` → ``kg_m-2``,
+    ``m s**-1`` → ``m_s-1``, none → ``1``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", units.replace("**", "")).strip("_") or "1"
 
 
 def _numpy(value: Any) -> np.ndarray:

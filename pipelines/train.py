@@ -82,12 +82,21 @@ def main(argv: Sequence[str]) -> int:
             # Checkpoints after the optimiser step are what an exact resume needs.
             warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
             trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
-    if "val/loss" not in trainer.callback_metrics:  # a reference, or stopped by max_steps before any validation
-        trainer.validate(module, datamodule=data, verbose=False)
+        keep_best(trainer, module)
+    # The scores of the weights that get packaged: the best validation's (a reference's own, untrained).
+    trainer.validate(module, datamodule=data, verbose=False)
     tracked = finish(trainer, module, info, spec, input_steps, run_dir, tracker,
                      objects.tracking.registered_model or cfg.name)
     report(trainer, module, run_dir, tracker, tracked)
     return 0
+
+
+def keep_best(trainer: pl.Trainer, module: ForecastModule) -> None:
+    """Load the weights of the best validation into ``module``: those are packaged, not the last step's."""
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best and Path(best).is_file():
+        state = torch.load(best, map_location=module.device, weights_only=True)["state_dict"]
+        module.load_state_dict(state)
 
 
 def fast_defaults(config: TrainerConfig, model: ModelConfig) -> tuple[TrainerConfig, bool]:

@@ -20,7 +20,7 @@ def experiment(directory: Path, store: Path, **sections) -> Path:
     config = {
         "name": "test",
         "seed": 7,
-        "data": {"output": str(store)},
+        "data": {"store": str(store)},
         "windows": {"input_steps": 4, "output_steps": 4},
         "loader": {"batch_size": 8},
         "trainer": {"accelerator": "cpu", "enable_progress_bar": False, "limit_val_batches": 6},
@@ -65,4 +65,4 @@ def last_validation(run_dir: Path) -> pd.Series:
     """The last row of the run's CSV log that carries validation metrics."""
     [metrics] = (run_dir / "logs").glob("version_*/metrics.csv")
     frame = pd.read_csv(metrics)
-    return frame.dropna(subset=["val/rmse"]).iloc[-1]
+    return frame.dropna(subset=["val/rmse_normalised"]).iloc[-1]

@@ -217,7 +217,7 @@ def day_of_year(times: np.ndarray) -> np.ndarray:
     """Day of year, 1-based, on each time's own calendar (360 days at most in 360_day)."""
     times = np.asarray(times)
     if times.dtype.kind == "M":
-        return np.asarray(pd.DatetimeIndex(times).dayofyear, np.int64)
+        return np.asarray(pd.DatetimeIndex(times).day_of_year, np.int64)
     return np.array([t.dayofyr for t in times], np.int64)
 
 

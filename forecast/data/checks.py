@@ -62,7 +62,8 @@ def value_bounds(sample: np.ndarray, channels: list[str], name: str, spread: flo
     """Learn each channel's plausible range from ``sample`` ``[k, C, H, W]`` (physical units, NaN missing).
 
     The range is the 0.1–99.9 % quantiles widened by ``spread`` times their distance (``spread`` 0: no range
-    check). ``DataError`` when a channel has no valid value, or when implausible values dominate it.
+    check); a channel without any valid value in the sample gets no range. ``DataError`` when implausible
+    values dominate a channel.
     """
     n_channels = sample.shape[1]
     lo, hi, fill = np.full(n_channels, -np.inf), np.full(n_channels, np.inf), np.full(n_channels, np.nan)
@@ -70,8 +71,7 @@ def value_bounds(sample: np.ndarray, channels: list[str], name: str, spread: flo
         values = sample[:, c].ravel()
         values = np.sort(values[np.isfinite(values)])
         if values.size == 0:
-            raise DataError(f"{name}: variable '{channel}' has no valid value in {sample.shape[0]} maps sampled "
-                            "across the training period; check the file's _FillValue/missing_value or drop it.")
+            continue  # whether it has any data at all, the statistics of the whole training period tell
         sane = values[np.abs(values) < ABSURD]
         for end in (0, -1):
             if sane.size and np.isnan(fill[c]):

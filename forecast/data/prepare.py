@@ -35,7 +35,7 @@ from forecast.data.stats import Statistics, StatisticsAccumulator, normalise
 from forecast.data.store import FORMAT_VERSION, STATIC_CHANNELS, latitude_weights, static_fields, write_atomically
 from forecast.data.timeaxis import TimeAxis, check_time_axis, format_time, period_slice
 from forecast.data.windows import SPLITS, SplitRange, check_split_ranges, default_split_ranges, fitting_windows
-from forecast.errors import ConfigError
+from forecast.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 WRITE_BLOCK_MB = 256  # fields computed and written per step of the write: the memory the write needs
@@ -114,6 +114,7 @@ def prepare(config: DataConfig, windows: WindowConfig | None = None, settings: d
         sample = compute(the_plan.fields.isel(time=sample_positions(train.start, train.stop)).data,
                          description="sampling values")[0]
         bounds = value_bounds(np.asarray(sample, np.float64), channels, name, config.outlier_spread)
+        _check_not_empty(the_plan, np.isfinite(sample).any(axis=(0, 2, 3)), name)
         fitted = fitting_windows(the_plan.splits, windows.input_steps, windows.output_steps)
         screened = bounds.screen(the_plan.fields)
         statistics = _statistics(the_plan, screened, name)
@@ -121,6 +122,17 @@ def prepare(config: DataConfig, windows: WindowConfig | None = None, settings: d
         _write(the_plan, ds, screened, statistics, bounds, config)
     log.info("wrote %s: %s", config.store, dict(ds["fields"].sizes))
     return Path(config.store), fitted
+
+
+def _check_not_empty(the_plan: Plan, sampled: np.ndarray, name: str) -> None:
+    """A channel without a valid value in the sample is counted over the whole training period: if it has none
+    there either, that is the root cause to report, before any window or statistic."""
+    train = the_plan.splits["train"]
+    for c in np.flatnonzero(~sampled):
+        values = the_plan.fields.isel(time=slice(train.start, train.stop), channel=c)
+        if not int(compute(values.notnull().sum().data, description="checking an empty-looking variable")[0]):
+            raise DataError(f"{name}: variable '{the_plan.channels[c]}' is entirely NaN in the training period; "
+                            "check the file's _FillValue/missing_value or drop the variable.")
 
 
 def _statistics(the_plan: Plan, screened: xr.DataArray, name: str) -> Statistics:

@@ -48,7 +48,8 @@ class Forecaster(nn.Module):
     """
 
     def __init__(self, channels: int, forcing: int = 0, input_steps: int | None = None,
-                 output_steps: int | None = None, base: Base = "last", input_norm: InputNorm = "none") -> None:
+                 output_steps: int | None = None, base: Base = "last", input_norm: InputNorm = "none",
+                 damping: Tensor | None = None) -> None:
         super().__init__()
         if base not in ("blend", "last") or input_norm not in ("none", "window"):
             raise ConfigError(f"base must be 'blend' or 'last' and input_norm 'none' or 'window'; got {base!r} and "
@@ -56,7 +57,7 @@ class Forecaster(nn.Module):
         if base == "blend" and (input_steps is None or output_steps is None):
             raise ConfigError("base 'blend' needs the window's input_steps and output_steps.")
         self.channels, self.forcing_channels, self.input_norm = channels, forcing, input_norm
-        self.blend = Blend(input_steps, output_steps, channels) if base == "blend" else None
+        self.blend = Blend(input_steps, output_steps, channels, damping) if base == "blend" else None
 
     def encode(self, x: Tensor, state: State = None, forcing: Tensor | None = None) -> State:
         """Consume input frames ``[B, T, C, H, W]`` (``forcing`` ``[B, T, F]``) from ``state``; return the new
@@ -94,6 +95,9 @@ class Forecaster(nn.Module):
         """Forecast ``[B, horizon, C, H, W]`` from the input window ``x`` ``[B, T_in, C, H, W]``."""
         steps = x.shape[1]
         forcing = None if context is None or not self.forcing_channels else context.forcing
+        if self.forcing_channels and (forcing is None or forcing.shape[-1] != self.forcing_channels):
+            raise ValueError(f"the network takes {self.forcing_channels} forcing values per frame; the context has "
+                             f"{None if forcing is None else forcing.shape[-1]}.")
         base = None
         if self.blend is not None:
             if context is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 
 import numpy as np
 import torch
@@ -58,7 +59,9 @@ def optical_flow(x: Tensor, horizon: int, periodic: bool) -> Tensor:
     for b in range(frames.shape[0]):
         for c in range(frames.shape[2]):
             series = frames[b, :, c]  # [T, H, W']
-            with contextlib.redirect_stdout(io.StringIO()):
+            # pySTEPS warns of singular matrices in its outlier screen on smooth fields: its own business.
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 motion = dense_lucaskanade(series, verbose=False)
                 moved = extrapolate(series[-1], motion, horizon)  # [horizon, H, W'], NaN where advected in
             out[b, :, c] = np.where(np.isfinite(moved), moved, series[-1])

@@ -83,5 +83,6 @@ def build_network(kind: str, *, channels: int, height: int, width: int, static: 
     if static is not None and tuple(static.shape[-2:]) != (height, width):
         raise ConfigError(f"static fields are on a {tuple(static.shape[-2:])} grid, the data on {(height, width)}.")
     grid = Grid(channels, height, width, static, periodic, forcing)
-    forecaster = {"input_steps": input_steps, "output_steps": output_steps, "base": base, "input_norm": input_norm}
+    forecaster = {"input_steps": input_steps, "output_steps": output_steps, "base": base, "input_norm": input_norm,
+                  "damping": damping}
     return KINDS[kind].build(grid, forecaster, **options)

@@ -39,7 +39,9 @@ def build_module(spec: NetworkSpec, info: StoreInfo, input_steps: int, output_st
     """The network on the store's grid, its blend fitted, wrapped for training and validation."""
     net = spec.build(info.mask.shape, info.static, fit.damping.numpy(), input_steps, output_steps)
     if net.blend is not None:
-        net.blend.fit(fit.gram, fit.rhs)
+        prior = net.blend.fit(fit.gram, fit.rhs, fit.squares)
+        log.info("blend fitted on %d training windows, drawn towards %s (the best simple forecast there)",
+                 fit.windows, prior)
     if compile_cells and hasattr(net, "compile_cells"):
         net.compile_cells()
     why_not = unsuitable(info.time_step.approximate_days, info.mask, input_steps)

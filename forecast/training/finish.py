@@ -20,6 +20,7 @@ from forecast.data.timeaxis import format_time
 from forecast.models.base import Context
 from forecast.package import ModelCard, ModelPackage, NetworkSpec, Selection, save_package
 from forecast.training.module import ForecastModule
+from forecast.verification import unit_label
 
 
 def model_card(spec: NetworkSpec, info: StoreInfo, input_steps: int, output_steps: int,
@@ -77,9 +78,9 @@ def version_tags(module: ForecastModule, info: StoreInfo) -> dict[str, str]:
     tags = {"beats_references": str(skill.beats_references).lower(), "strongest_reference": strongest,
             "val_skill_vs_best_reference": f"{skill.against('best_reference'):.4f}"}
     for c, channel in enumerate(info.channels):
-        unit = channel.units or "1"
-        tags[f"val_rmse_{channel.name} ({unit})"] = f"{rmse['model'][c]:.5g}"
-        tags[f"val_rmse_{channel.name}_{strongest} ({unit})"] = f"{rmse[strongest][c]:.5g}"
+        unit = unit_label(channel.units)
+        tags[f"val_rmse_{channel.name}_{unit}"] = f"{rmse['model'][c]:.5g}"
+        tags[f"val_rmse_{channel.name}_{unit}_{strongest}"] = f"{rmse[strongest][c]:.5g}"
     return tags
 
 

@@ -3,6 +3,7 @@ squares blend a forecaster's residual starts from. One pass, no network; every D
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,20 +26,29 @@ class ReferenceFit:
     damping: Tensor
     gram: Tensor
     rhs: Tensor
+    squares: Tensor
     windows: int
 
 
-def fit_references(dataset: WindowDataset, lat_weights: Tensor, batch_size: int = 16) -> ReferenceFit:
-    """Accumulate, over up to ``MAX_WINDOWS`` training windows, what the references and the blend are fitted on."""
-    picked = np.unique(np.linspace(0, len(dataset) - 1, min(MAX_WINDOWS, len(dataset))).round().astype(int))
-    blend = Blend(dataset.input_steps, dataset.output_steps, int(dataset.mask.shape[0]))
-    gram = rhs = lagged = variance = None
+def _batches(dataset: WindowDataset, picked: np.ndarray, batch_size: int) -> Iterator[dict[str, Tensor]]:
     for first in range(0, picked.size, batch_size):
-        batch = default_collate([dataset[int(i)] for i in picked[first:first + batch_size]])
-        context = Context(batch["climatology"], batch["forcing"])
+        yield default_collate([dataset[int(i)] for i in picked[first:first + batch_size]])
+
+
+def fit_references(dataset: WindowDataset, lat_weights: Tensor, batch_size: int = 16) -> ReferenceFit:
+    """Fit, on up to ``MAX_WINDOWS`` training windows, the damping (first pass), then the blend that includes
+    damped persistence among its features (second pass)."""
+    picked = np.unique(np.linspace(0, len(dataset) - 1, min(MAX_WINDOWS, len(dataset))).round().astype(int))
+    lagged = variance = None
+    for batch in _batches(dataset, picked, batch_size):
         weights = point_weights(batch["mask"], lat_weights.float())
-        g, r = blend.normal_equations(batch["x"], batch["climatology"], batch["y"], weights)
-        lag, var = damping_sums(batch["x"], context, batch["y"], weights)
-        gram, rhs = (g, r) if gram is None else (gram + g, rhs + r)
+        lag, var = damping_sums(batch["x"], Context(batch["climatology"], batch["forcing"]), batch["y"], weights)
         lagged, variance = (lag, var) if lagged is None else (lagged + lag, variance + var)
-    return ReferenceFit(damping_from_sums(lagged, variance), gram, rhs, int(picked.size))
+    damping = damping_from_sums(lagged, variance)
+    blend = Blend(dataset.input_steps, dataset.output_steps, int(dataset.mask.shape[0]), damping)
+    sums = None
+    for batch in _batches(dataset, picked, batch_size):
+        weights = point_weights(batch["mask"], lat_weights.float())
+        part = blend.normal_equations(batch["x"], batch["climatology"], batch["y"], weights)
+        sums = part if sums is None else tuple(a + b for a, b in zip(sums, part, strict=True))
+    return ReferenceFit(damping, *sums, windows=int(picked.size))

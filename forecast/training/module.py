@@ -16,7 +16,7 @@ from forecast.models.optical_flow import optical_flow
 from forecast.training.config import OptimConfig
 from forecast.training.loss import LeadErrors, point_weights, weighted_error
 from forecast.training.schedules import teacher_forcing_probability
-from forecast.verification import Skill
+from forecast.verification import Skill, unit_label
 
 MODEL = "model"
 
@@ -138,7 +138,7 @@ class ForecastModule(pl.LightningModule):
         rmse = model.rmse()  # [T, C] normalised
         for c, (channel, unit) in enumerate(zip(self.hparams.channels, self.hparams.units, strict=True)):
             physical = float(((rmse[:, c] ** 2).mean()).sqrt()) * self.hparams.std[c]
-            self.log(f"val/{channel}_rmse_{_unit_name(unit)}", physical)
+            self.log(f"val/{channel}_rmse_{unit_label(unit)}", physical)
 
     def skill(self) -> Skill:
         """The last validation's RMSE (normalised) of the model and of every reference."""
@@ -152,7 +152,12 @@ class ForecastModule(pl.LightningModule):
         if not self.trainable:
             return None
         o = self.optim
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        blend = set() if self.net.blend is None else set(self.net.blend.parameters())
+        # No weight decay on the blend: it would pull the least-squares weights towards zero, not towards
+        # any forecast.
+        groups = [{"params": [p for p in self.net.parameters() if p not in blend]},
+                  {"params": list(blend), "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr, weight_decay=o.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
 
         def factor(step: int) -> float:
@@ -167,8 +172,3 @@ class ForecastModule(pl.LightningModule):
 
 def _context(batch: dict[str, Tensor]) -> Context:
     return Context(batch["climatology"], batch["forcing"])
-
-
-def _unit_name(unit: str) -> str:
-    """Units as a metric-name part: ``kg m-2`` → ``kg_m-2``; none → ``1``."""
-    return "_".join(unit.split()) or "1"

@@ -8,6 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
+from forecast.data.calendar import Cycles
 from forecast.data.config import DataConfig, Period, Splits
 from forecast.data.datamodule import ForecastDataModule
 from forecast.data.dataset import WindowDataset
@@ -31,25 +32,31 @@ def gappy_store(tmp_path):
     cfg = DataConfig(
         source=str(tmp_path / "src.nc"),
         variables=["t2m", "tp"],
-        output=str(tmp_path / "s.zarr"),
+        store=str(tmp_path / "s.zarr"),
         splits=splits,
         chunk_mb=0.002,
     )
-    return open_store(prepare(cfg))
+    return open_store(prepare(cfg)[0])
 
 
 def test_samples_equal_the_store_slices(gappy_store):
     fields = xr.open_zarr(gappy_store.path, consolidated=False)["fields"].values
-    dataset = WindowDataset(gappy_store, "train", input_steps=3, output_steps=2)
-    assert gappy_store.chunk_steps < 5  # windows cross chunk files
+    dataset = WindowDataset(gappy_store, "train", input_steps=3, output_steps=2, cycles=Cycles(diurnal=True))
+    assert FieldsReader(gappy_store.path).chunk_steps < 5  # windows cross chunk files
+    hours = pd.DatetimeIndex(gappy_store.times).hour.to_numpy()
     for index in range(len(dataset)):
         sample = dataset[index]
-        start = sample["start"]
+        start = sample["init"] - 2
         np.testing.assert_array_equal(sample["x"].numpy(), fields[start : start + 3])
         np.testing.assert_array_equal(sample["y"].numpy(), fields[start + 3 : start + 5])
         assert sample["x"].shape == (3, 2, 6, 12) and sample["x"].dtype == torch.float32
         assert sample["mask"].dtype == torch.bool and sample["mask"].shape == (2, 6, 12)
-        assert torch.all(torch.diff(sample["times"]) == 6.0)  # no window crosses the gap
+        # each frame's forcing is its own time of day: consecutive 6-hourly steps, no window across the gap
+        angle = 2 * np.pi * hours[start : start + 5] / 24
+        np.testing.assert_allclose(sample["forcing"].numpy(), np.stack([np.sin(angle), np.cos(angle)], 1), atol=1e-6)
+        assert np.all(np.diff(hours[start : start + 5]) % 24 == 6)
+        slots = gappy_store.slot[start : start + 5]
+        np.testing.assert_array_equal(sample["climatology"].numpy(), gappy_store.climatology[slots])
 
 
 def test_windows_skip_the_gap_and_stay_in_their_split(gappy_store):
@@ -57,7 +64,7 @@ def test_windows_skip_the_gap_and_stay_in_their_split(gappy_store):
     train = gappy_store.split_ranges["train"]
     # 20 steps before the gap → 16 windows, the rest of train after it → (train.stop - 20) - 4 windows
     assert len(dataset) == 16 + (train.stop - 20 - 4)
-    assert all(train.start <= s and s + 5 <= train.stop for s in dataset.starts)
+    assert all(train.start <= i - 2 and i + 3 <= train.stop for i in dataset.inits)
 
 
 def test_reader_falls_back_to_zarr_for_compressed_stores(gappy_store, tmp_path):
@@ -77,11 +84,11 @@ def test_datamodule_loaders_with_worker_processes(gappy_store):
     batches = list(module.train_dataloader())
     assert sum(b["x"].shape[0] for b in batches) == len(module.datasets["train"])
     assert batches[0]["x"].shape == (4, 3, 2, 6, 12) and batches[0]["y"].shape == (4, 2, 2, 6, 12)
-    starts = torch.cat([b["start"] for b in module.val_dataloader()])
-    assert torch.equal(starts, torch.as_tensor(module.datasets["val"].starts))
+    inits = torch.cat([b["init"] for b in module.val_dataloader()])
+    assert torch.equal(inits, torch.as_tensor(module.datasets["val"].inits))
 
 
 def test_datamodule_rejects_windows_that_fit_no_split(gappy_store):
-    module = ForecastDataModule(gappy_store.path, input_steps=8, output_steps=4)
-    with pytest.raises(ConfigError, match="'val' split holds no window of 8\\+4 steps"):
+    module = ForecastDataModule(gappy_store.path, input_steps=8, output_steps=9)
+    with pytest.raises(ConfigError, match="'val' split holds no window of 8\\+9 steps"):
         module.setup("fit")

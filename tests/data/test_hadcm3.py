@@ -20,12 +20,12 @@ def test_hadcm3_calendar_longitudes_and_variable_survive(run_cli, tmp_path):
     result = run_cli("prepare", "--config", "configs/hadcm3.yaml", "--source", HADCM3, "--output", out)
     assert result.code == 0, result.err
     info = open_store(out)
-    assert info.channels == ["air_temperature"]
+    assert info.channel_names == ["air_temperature"]
     assert info.shape == (240, 1, 37, 49)
-    assert info.attrs["calendar"] == "360_day" and isinstance(info.times[0], cftime.Datetime360Day)
-    assert info.attrs["time_step"] == "360D"
+    assert info.calendar == "360_day" and isinstance(info.times[0], cftime.Datetime360Day)
+    assert str(info.time_step) == "1Y"  # annual means: a calendar year, on any calendar
     assert info.longitude.min() == 225.0 and info.longitude.max() == 315.0
-    assert info.attrs["longitude_convention"] == "[0, 360)"
+    assert info.longitude_convention == "[0, 360)" and not info.periodic
     store = xr.open_zarr(out, consolidated=False)
     assert store["units"].values[0] == "K" and store["standard_name"].values[0] == "air_temperature"
     source = xr.open_dataset(HADCM3, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import cftime
 import dask
 import numpy as np
@@ -12,7 +10,8 @@ import xarray as xr
 from dask.callbacks import Callback
 
 from forecast.data.config import DataConfig, Period, Region, Splits, WindowConfig
-from forecast.data.prepare import plan, prepare
+from forecast.data.prepare import plan
+from forecast.data.prepare import prepare as run_prepare
 from forecast.data.store import latitude_weights, open_store
 from tests.conftest import cf_dataset, encoded_values, write_split
 
@@ -24,7 +23,12 @@ def physical(store_path):
 
 
 def config(source, output, **kwargs) -> DataConfig:
-    return DataConfig(source=str(source), variables=["t2m", "tp"], output=str(output), **kwargs)
+    return DataConfig(source=str(source), variables=["t2m", "tp"], store=str(output), **kwargs)
+
+
+def prepare(config: DataConfig, windows: WindowConfig | None = None):
+    """The store's path (``prepare`` also returns the windows that fit it)."""
+    return run_prepare(config, windows)[0]
 
 
 def test_store_holds_source_values_in_order_across_files(source_dir, tmp_path):
@@ -34,7 +38,7 @@ def test_store_holds_source_values_in_order_across_files(source_dir, tmp_path):
     np.testing.assert_allclose(physical(path)[:, 0], expected, atol=0.01)
     np.testing.assert_allclose(physical(path)[:, 1], expected + 1e7, atol=0.01)
     info = open_store(path)
-    assert info.channels == ["t2m", "tp"]
+    assert info.channel_names == ["t2m", "tp"]
     assert info.shape == (40, 2, 6, 12)
     ds = xr.open_zarr(path, consolidated=False)
     assert ds["fields"].dtype == np.float32
@@ -50,7 +54,7 @@ def test_statistics_come_from_the_training_period_only(source_dir, tmp_path):
     np.testing.assert_allclose(info.mean[0], train.astype(np.float64).mean(), rtol=1e-9)
     np.testing.assert_allclose(info.std[0], train.astype(np.float64).std(), rtol=1e-6)
     assert info.split_ranges["train"].stop == 20
-    assert json.loads(info.attrs["splits"])["val"]["period"] == ["2001-01-06T00:00", "2001-01-08T18:00"]
+    assert info.split_periods["val"] == ("2001-01-06T00:00", "2001-01-08T18:00")
     # the default test split takes the last 10 %
     assert (info.split_ranges["test"].start, info.split_ranges["test"].stop) == (36, 40)
 
@@ -78,7 +82,7 @@ def test_longitudes_and_latitudes_are_normalised(six_hourly, tmp_path):
     info = open_store(path)
     assert np.all(np.diff(info.longitude) > 0) and info.longitude.min() >= 0 and info.longitude.max() < 360
     assert np.all(np.diff(info.latitude) > 0)
-    assert info.attrs["source_latitude_order"] == "descending"
+    assert info.source_latitude_order == "descending"
     # the value at (lat=-60, lon=0) in the source was written at i=5 (last row), j=6 (lon 0 is 7th of -180..150)
     np.testing.assert_allclose(physical(path)[0, 0, 0, 0], 10.0 * 5 + 0.1 * 6, atol=0.01)
 
@@ -90,7 +94,8 @@ def test_region_across_the_dateline_and_the_prime_meridian(six_hourly, tmp_path)
     meridian = prepare(config(tmp_path / "src.nc", tmp_path / "b.zarr", region=Region(-90, 90, -60, 30)))
     info = open_store(meridian)
     assert list(info.longitude) == [-60.0, -30.0, 0.0, 30.0]
-    assert info.attrs["longitude_convention"] == "[-180, 180)"
+    assert info.longitude_convention == "[-180, 180)"
+    assert list(info.source_longitude) == [300.0, 330.0, 0.0, 30.0]
     np.testing.assert_allclose(physical(meridian)[0, 0, 0, 2], 0.0, atol=0.01)  # lon 0 is source j=0 at t=0, i=0
 
 
@@ -107,10 +112,10 @@ def test_levels_become_channels(six_hourly, tmp_path):
     z = xr.concat([base["z"] + 1e6 * k for k in range(2)], dim=xr.DataArray(levels, dims="plev", name="plev"))
     xr.Dataset({"z": z.transpose("time", "plev", "lat", "lon"), "t2m": base["z"]}).to_netcdf(tmp_path / "src.nc")
     cfg = DataConfig(
-        source=str(tmp_path / "src.nc"), variables=["z", "t2m"], levels=[850.0], output=str(tmp_path / "s")
+        source=str(tmp_path / "src.nc"), variables=["z", "t2m"], levels=[850.0], store=str(tmp_path / "s")
     )
     info = open_store(prepare(cfg))
-    assert info.channels == ["z850", "t2m"]
+    assert info.channel_names == ["z850", "t2m"]
     np.testing.assert_allclose(physical(info.path)[0, 0, 0, 0], 1e6, atol=0.5)
 
 
@@ -127,19 +132,18 @@ def test_non_standard_calendars_survive(tmp_path, calendar):
     times = xr.date_range("2001-02-25", periods=30, freq="1D", calendar=calendar, use_cftime=True)
     write_split(cf_dataset(times), tmp_path / "src", 3)
     info = open_store(prepare(config(tmp_path / "src" / "*.nc", tmp_path / "s.zarr"), WindowConfig(1, 1)))
-    assert info.attrs["calendar"] == calendar
+    assert info.calendar == calendar
     assert isinstance(info.times[0], cftime.datetime) and info.times[0].calendar == calendar
-    assert info.attrs["time_step"] == "1D"
-    assert json.loads(info.attrs["gaps"]) == []  # Feb 29/30 exist in 360_day, not in noleap: no false gap
+    assert str(info.time_step) == "1D"
+    assert info.gaps == []  # Feb 29/30 exist in 360_day, not in noleap: no false gap
 
 
 def test_provenance_names_sources_with_checksums(source_dir, tmp_path):
     info = open_store(prepare(config(source_dir / "*.nc", tmp_path / "s.zarr")))
-    sources = json.loads(info.attrs["sources"])
+    sources = info.sources
     assert [s["path"].rsplit("/", 1)[1] for s in sources] == [f"part_{k:03d}.nc" for k in range(4)]
     assert all(len(s["sha256"]) == 64 and s["bytes"] > 0 for s in sources)
-    assert json.loads(info.attrs["config"])["data"]["variables"] == ["t2m", "tp"]
-    assert info.attrs["forecast_version"] and len(info.attrs["content_hash"]) == 16
+    assert len(info.content_hash) == 16
     np.testing.assert_allclose(info.lat_weights, latitude_weights(info.latitude))
 
 
@@ -175,7 +179,7 @@ def test_prepare_runs_on_a_dask_distributed_cluster(source_dir, tmp_path):
 def test_overwrite_replaces_a_store_atomically(source_dir, tmp_path):
     out = tmp_path / "s.zarr"
     prepare(config(source_dir / "*.nc", out))
-    first = open_store(out).attrs["created"]
+    first = open_store(out).created
     prepare(config(source_dir / "*.nc", out, overwrite=True, coarsen=2))
     assert open_store(out).shape[2:] == (3, 6)
     assert first

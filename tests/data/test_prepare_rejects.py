@@ -129,9 +129,9 @@ def test_prepare_rejects_overlapping_splits(run_cli, tmp_path, source_dir):
 def test_prepare_rejects_windows_longer_than_a_split(run_cli, tmp_path, source_dir):
     out = tmp_path / "store.zarr"
     result = run_cli(
-        *prepare_args(source_dir / "*.nc", out, "--windows.input_steps", "4", "--windows.output_steps", "3")
+        *prepare_args(source_dir / "*.nc", out, "--windows.input_steps", "4", "--windows.output_steps", "5")
     )
-    assert_rejected(result, out, "split 'val' has 4 time steps but one window needs 7")
+    assert_rejected(result, out, "split 'val' has 4 time steps but one window needs 5")
 
 
 def test_prepare_rejects_unknown_config_key(run_cli, tmp_path, source_dir):

@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from forecast.data.selection import stack_channels
+from forecast.data.calendar import TimeStep
+from forecast.data.config import DataConfig
+from forecast.data.prepare import prepare
+from forecast.data.store import ChannelMeta, open_store
 from forecast.errors import DataError
 from forecast.inference.output import (
-    ChannelMeta,
-    channel_meta,
+    Grid,
     forecast_dataset,
     forecast_file_name,
     write_netcdf,
@@ -25,6 +27,8 @@ from forecast.inference.output import (
 LATITUDE = np.array([-30.0, 0.0, 30.0])
 LONGITUDE = np.array([0.0, 90.0, 180.0, 270.0])
 STEP = pd.Timedelta("6h")
+TIME_STEP = TimeStep(STEP)
+GRID = Grid(LATITUDE, LONGITUDE)
 N_LEAD = 3
 ATTRS = {"model_uri": "models:/demo@champion", "run_id": "abc123", "data_checksum": "5f3f", "epoch": 7}
 Z500 = ChannelMeta("z500", "z", 500.0, "m2 s-2", "geopotential", "Geopotential")
@@ -60,7 +64,7 @@ def encoded_forecast(n_init: int, n_channel: int) -> np.ndarray:
 
 def make_forecast(init_times, channels: list[ChannelMeta] = CHANNELS) -> xr.Dataset:
     values = encoded_forecast(len(init_times), len(channels))
-    return forecast_dataset(values, init_times, STEP, channels, LATITUDE, LONGITUDE, ATTRS)
+    return forecast_dataset(values, init_times, TIME_STEP, channels, GRID, ATTRS)
 
 
 def round_trip(ds: xr.Dataset, tmp_path: Path, fmt: str) -> xr.Dataset:
@@ -84,32 +88,37 @@ def standard_forecast() -> xr.Dataset:
     return make_forecast(CALENDAR_CASES["standard"][0])
 
 
-def test_channel_meta_reads_the_store_channel_coordinates(tmp_path):
-    times = pd.date_range("2001-01-01", periods=2, freq="6h")
+def store_with_levels(tmp_path) -> Path:
+    times = pd.date_range("2001-01-01", periods=20, freq="6h")
     grid = {"time": times, "latitude": LATITUDE, "longitude": LONGITUDE}
+    rng = np.random.default_rng(0)
     z = xr.DataArray(
-        np.zeros((2, 2, 3, 4)),
+        rng.normal(size=(20, 2, 3, 4)),
         dims=("time", "level", "latitude", "longitude"),
         coords={**grid, "level": [500.0, 850.0]},
         attrs={"units": "m2 s-2", "standard_name": "geopotential", "long_name": "Geopotential"},
     )
-    t2m = xr.DataArray(np.zeros((2, 3, 4)), dims=("time", "latitude", "longitude"), coords=grid, attrs={"units": "K"})
-    store = stack_channels(xr.Dataset({"z": z, "t2m": t2m}), ["z", "t2m"], [], "source").to_dataset(name="fields")
-    # As prepare writes them: object strings, which Zarr v3 stores as its specified variable-length type.
-    store = store.assign_coords({name: c.astype(object) for name, c in store.coords.items() if c.dtype.kind == "U"})
-    store.to_zarr(tmp_path / "store.zarr", zarr_format=3, consolidated=False)
+    t2m = xr.DataArray(rng.normal(size=(20, 3, 4)), dims=("time", "latitude", "longitude"), coords=grid,
+                       attrs={"units": "K"})
+    xr.Dataset({"z": z, "t2m": t2m}).to_netcdf(tmp_path / "src.nc")
+    return prepare(DataConfig(source=str(tmp_path / "src.nc"), variables=["z", "t2m"],
+                              store=str(tmp_path / "store.zarr")))[0]
 
-    assert channel_meta(tmp_path / "store.zarr") == [
+
+def test_the_store_reader_gives_every_channel_with_its_source_metadata(tmp_path):
+    assert open_store(store_with_levels(tmp_path)).channels == [
         Z500,
         Z850,
         ChannelMeta("t2m", "t2m", None, "K", "", "t2m"),
     ]
 
 
-def test_channel_meta_rejects_a_store_without_channel_coordinates(tmp_path):
-    xr.Dataset({"fields": ("channel", [1.0])}).to_zarr(tmp_path / "old.zarr", zarr_format=3, consolidated=False)
-    with pytest.raises(DataError, match="variable"):
-        channel_meta(tmp_path / "old.zarr")
+def test_a_store_without_channel_coordinates_is_refused(tmp_path):
+    store = store_with_levels(tmp_path)
+    ds = xr.open_zarr(store, consolidated=False)
+    ds.drop_vars("units").to_zarr(tmp_path / "damaged.zarr", zarr_format=3, consolidated=False)
+    with pytest.raises(DataError, match="'units' is missing"):
+        open_store(tmp_path / "damaged.zarr")
 
 
 def test_coordinates_carry_cf_attributes(standard_forecast, tmp_path):
@@ -199,7 +208,7 @@ def test_nan_where_the_mask_is_invalid_survives_writing(fmt, tmp_path):
     init_times = CALENDAR_CASES["360_day"][0]
     values = encoded_forecast(len(init_times), len(CHANNELS))
     values[:, :, 1, 0, 2] = np.nan  # t2m invalid at one grid point, as over a masked land point
-    ds = forecast_dataset(values, init_times, STEP, CHANNELS, LATITUDE, LONGITUDE, ATTRS)
+    ds = forecast_dataset(values, init_times, TIME_STEP, CHANNELS, GRID, ATTRS)
 
     t2m = round_trip(ds, tmp_path, fmt)["t2m"]
 
@@ -309,9 +318,7 @@ def test_file_name_stamps_the_init_time(init_time):
 
 def test_forecast_dataset_rejects_values_that_do_not_fit():
     with pytest.raises(ValueError, match="shape"):
-        forecast_dataset(
-            encoded_forecast(2, 3), CALENDAR_CASES["standard"][0], STEP, CHANNELS, LATITUDE, LONGITUDE, ATTRS
-        )
+        forecast_dataset(encoded_forecast(2, 3), CALENDAR_CASES["standard"][0], TIME_STEP, CHANNELS, GRID, ATTRS)
 
 
 def test_forecast_dataset_rejects_attrs_that_cannot_be_stored():
@@ -319,9 +326,35 @@ def test_forecast_dataset_rejects_attrs_that_cannot_be_stored():
         forecast_dataset(
             encoded_forecast(2, 4),
             CALENDAR_CASES["standard"][0],
-            STEP,
+            TIME_STEP,
             CHANNELS,
-            LATITUDE,
-            LONGITUDE,
+            GRID,
             {"created": pd.Timestamp("2026-01-01")},
         )
+
+
+@pytest.mark.parametrize("calendar", ["standard", "360_day", "noleap"])
+def test_monthly_leads_are_calendar_months_and_valid_times_mid_month(calendar, tmp_path):
+    step = TimeStep(months=1, anchor="middle")
+    init = cftime.datetime(2001, 11, 16, 0, calendar=calendar) if calendar != "standard" else \
+        np.datetime64("2001-11-16T00:00", "ns")
+    ds = round_trip(forecast_dataset(encoded_forecast(1, 1), [init], step, [T2M], GRID, ATTRS), tmp_path, "netcdf")
+    assert ds["prediction_timedelta"].values.tolist() == [1, 2, 3]
+    assert ds["prediction_timedelta"].attrs["units"] == "months"
+    valid = [pd.Timestamp(str(t)).strftime("%m-%d %H") for t in np.ravel(ds["valid_time"].values)]
+    # the middle of December, January and February on each calendar
+    expected = {"standard": ["12-16 12", "01-16 12", "02-15 00"], "noleap": ["12-16 12", "01-16 12", "02-15 00"],
+                "360_day": ["12-16 00", "01-16 00", "02-16 00"]}
+    assert valid == expected[calendar]
+
+
+def test_forecasts_are_written_in_the_source_longitudes_and_latitude_order(tmp_path):
+    # the store holds a Mediterranean grid in [-180, 180): -6, -3, 0, 3; the source listed it in [0, 360), north first
+    grid = Grid(LATITUDE, np.array([354.0, 357.0, 0.0, 3.0]), latitude_descending=True)
+    values = encoded_forecast(1, 1)  # [1, T, 1, 3, 4], value = 1000·t + 10·i + j
+    ds = round_trip(forecast_dataset(values, CALENDAR_CASES["standard"][0][:1], TIME_STEP, [T2M], grid, ATTRS),
+                    tmp_path, "netcdf")
+    assert ds["longitude"].values.tolist() == [0.0, 3.0, 354.0, 357.0]
+    assert ds["latitude"].values.tolist() == [30.0, 0.0, -30.0]
+    # the store's column j = 2 (0°E) and row i = 2 (30°N) is the file's first column and row
+    assert ds["t2m"].isel(time=0, prediction_timedelta=0, latitude=0, longitude=0).item() == 22

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from forecast.errors import ConfigError
-from forecast.models import Climatology, Forecaster, Persistence, build_network
+from forecast.models import Context, Forecaster, Reference, build_network
 
 B, T_IN, HORIZON, C, H, W = 2, 3, 3, 2, 8, 12
 
@@ -120,8 +120,10 @@ def test_teacher_forcing_one_feeds_the_truth(name: str) -> None:
     changed = target.clone()
     changed[:, 0] += 1.0
     with torch.no_grad():
-        forced, forced_changed = net(x, HORIZON, target, 1.0), net(x, HORIZON, changed, 1.0)
-        free, free_changed = net(x, HORIZON, target, 0.0), net(x, HORIZON, changed, 0.0)
+        forced = net(x, HORIZON, target=target, teacher_forcing=1.0)
+        forced_changed = net(x, HORIZON, target=changed, teacher_forcing=1.0)
+        free = net(x, HORIZON, target=target, teacher_forcing=0.0)
+        free_changed = net(x, HORIZON, target=changed, teacher_forcing=0.0)
         no_target = net(x, HORIZON)
     torch.testing.assert_close(forced[:, 0], forced_changed[:, 0])  # lead 1 sees only the input window
     assert (forced[:, 1] - forced_changed[:, 1]).abs().min() > 0.5  # lead 2's input is target[:, 0]
@@ -138,11 +140,11 @@ def test_scheduled_sampling_draws_per_sample_and_reproducibly() -> None:
     changed[:, 0] += 1.0
     with torch.no_grad():
         torch.manual_seed(7)
-        y = net(x, HORIZON, target, 0.5)
+        y = net(x, HORIZON, target=target, teacher_forcing=0.5)
         torch.manual_seed(7)
-        y_changed = net(x, HORIZON, changed, 0.5)
+        y_changed = net(x, HORIZON, target=changed, teacher_forcing=0.5)
         torch.manual_seed(7)
-        y_again = net(x, HORIZON, target, 0.5)
+        y_again = net(x, HORIZON, target=target, teacher_forcing=0.5)
     torch.testing.assert_close(y, y_again, rtol=0, atol=0)
     took_truth = (y[:, 1] - y_changed[:, 1]).flatten(1).abs().amax(1) > 0  # [batch]
     assert 0 < int(took_truth.sum()) < batch
@@ -169,18 +171,27 @@ def test_channels_last_gives_same_forecast() -> None:
 
 def test_persistence_repeats_last_frame() -> None:
     x = frames(B, T_IN, C, H, W)
-    y = Persistence()(x, HORIZON)
+    net = build_network("persistence", channels=C, height=H, width=W)
+    y = net(x, HORIZON)
     torch.testing.assert_close(y, x[:, -1:].expand(B, HORIZON, C, H, W), rtol=0, atol=0)
-    assert not list(Persistence().parameters())
+    assert isinstance(net, Reference) and not list(net.parameters())
 
 
-def test_climatology_returns_its_map() -> None:
-    mean_map = frames(C, H, W, seed=4)
-    net = build_network("climatology", channels=C, height=H, width=W, climatology=mean_map)
-    y = net(frames(B, T_IN, C, H, W), HORIZON)
-    torch.testing.assert_close(y, mean_map.expand(B, HORIZON, C, H, W), rtol=0, atol=0)
-    assert isinstance(net, Climatology)
-    assert net.detach_state(net.encode(frames(B, T_IN, C, H, W))) is None
+def test_climatology_returns_the_map_of_each_valid_time() -> None:
+    clim = frames(B, T_IN + HORIZON, C, H, W, seed=4)
+    net = build_network("climatology", channels=C, height=H, width=W)
+    y = net(frames(B, T_IN, C, H, W), HORIZON, Context(clim, torch.zeros(B, T_IN + HORIZON, 0)))
+    torch.testing.assert_close(y, clim[:, T_IN:], rtol=0, atol=0)
+
+
+def test_damped_persistence_damps_the_last_anomaly_per_point_and_lead() -> None:
+    clim = frames(B, T_IN + HORIZON, C, H, W, seed=4)
+    damping = torch.rand(HORIZON, C, H, W, generator=torch.Generator().manual_seed(2))
+    x = frames(B, T_IN, C, H, W)
+    net = build_network("damped_persistence", channels=C, height=H, width=W, damping=damping)
+    y = net(x, HORIZON, Context(clim, torch.zeros(B, T_IN + HORIZON, 0)))
+    anomaly = x[:, -1] - clim[:, T_IN - 1]
+    torch.testing.assert_close(y, clim[:, T_IN:] + damping[None] * anomaly[:, None])
 
 
 @pytest.mark.parametrize(
@@ -190,7 +201,7 @@ def test_climatology_returns_its_map() -> None:
         ("convlstm", {"hiden": (4,)}, "'hiden'.*'convlstm'.*valid options: hidden, kernel_size"),
         ("convgru", {"peephole": True}, "'peephole'.*'convgru'.*valid options: hidden"),
         ("persistence", {"hidden": 4}, "'hidden'.*'persistence'.*valid options: none"),
-        ("climatology", {}, "needs the climatology map"),
+        ("damped_persistence", {}, "needs its damping"),
         ("convlstm", {"kernel_size": 4}, "kernel_size must be a positive odd number"),
         ("convlstm", {"hidden": ()}, "non-empty hidden"),
         ("convlstm", {"norm": "batch"}, "norm must be"),

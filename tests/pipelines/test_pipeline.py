@@ -18,7 +18,7 @@ import xarray as xr
 import forecast
 from forecast.data.reader import FieldsReader
 from forecast.data.synthetic import SyntheticSpec, write_synthetic
-from forecast.data.windows import valid_starts
+from forecast.data.windows import window_inits
 from tests.pipelines.conftest import NAME, Trained, file_name, iso
 from tests.runs import experiment, subprocess_env
 
@@ -49,7 +49,7 @@ def assert_complete(path: Path, trained: Trained) -> None:
     """Every lead and grid point of a forecast file is there and finite wherever the store has data."""
     with xr.open_dataset(path, decode_timedelta=True) as ds:
         assert dict(ds.sizes) == {"time": 1, "prediction_timedelta": OUTPUT_STEPS, "latitude": 16, "longitude": 32}
-        for c, channel in enumerate(trained.info.channels):
+        for c, channel in enumerate(trained.info.channel_names):
             values = ds[channel].values
             assert np.isfinite(values[..., trained.info.mask[c]]).all(), f"{path.name}: {channel} has holes"
 
@@ -62,10 +62,13 @@ def assert_one_error_line(result, code: int, *fragments: str) -> None:
         assert fragment in line, line
 
 
-def test_evaluate_scores_the_model_and_both_references_in_physical_units(workdir, trained, run_cli):
+REFERENCES = ("persistence", "climatology", "window_mean", "damped_persistence", "optical_flow")
+
+
+def test_evaluate_scores_the_model_and_every_reference_in_physical_units(workdir, trained, run_cli):
     result = run_cli("evaluate", "--config", trained.config)
     assert result.code == 0, result.err
-    for name in ("model", "persistence", "climatology"):
+    for name in ("model", *REFERENCES, "best_reference"):
         assert name in result.out
     folder = workdir / "runs" / NAME / "evaluation" / "test"
     for name in ("scores.csv", "scores.nc", "rmse_by_lead.png", "table.txt"):
@@ -74,23 +77,23 @@ def test_evaluate_scores_the_model_and_both_references_in_physical_units(workdir
 
     scores = pd.read_csv(folder / "scores.csv")
     keys = set(zip(scores["forecast"], scores["channel"], scores["lead"], strict=True))
-    expected = {(f, c, lead) for f in ("model", "persistence", "climatology") for c in ("t2m", "tp")
+    expected = {(f, c, lead) for f in ("model", *REFERENCES) for c in ("t2m", "tp")
                 for lead in range(1, OUTPUT_STEPS + 1)}
     assert keys == expected
     assert len(scores) == len(expected)
-    assert (scores["lead_hours"] == 6 * scores["lead"]).all()
+    assert (scores["lead_time"] == 6 * scores["lead"]).all()  # hours
     assert np.isfinite(scores[["rmse", "mae", "bias"]].to_numpy()).all()
 
     # Persistence at lead 1 recomputed from the raw store: a wrong unit or weight would show here.
     info = trained.info
     fields = FieldsReader(info.path).read(0, info.times.size).astype(np.float64)
     physical = fields * info.std[None, :, None, None] + info.mean[None, :, None, None]
-    starts = valid_starts(info.segment, info.split_ranges["test"], INPUT_STEPS + OUTPUT_STEPS)
-    error = physical[starts + INPUT_STEPS] - physical[starts + INPUT_STEPS - 1]  # [N, C, H, W]
+    inits = window_inits(info.segment, INPUT_STEPS, OUTPUT_STEPS, info.split_ranges["test"])
+    error = physical[inits + 1] - physical[inits]  # [N, C, H, W]
     weights = np.broadcast_to(info.lat_weights[None, None, :, None] * info.mask[None], error.shape)
     rmse = np.sqrt((error**2 * weights).sum(axis=(0, 2, 3)) / weights.sum(axis=(0, 2, 3)))
     persistence = scores[(scores["forecast"] == "persistence") & (scores["lead"] == 1)].set_index("channel")["rmse"]
-    for c, channel in enumerate(info.channels):
+    for c, channel in enumerate(info.channel_names):
         assert persistence[channel] == pytest.approx(rmse[c], rel=1e-4), channel
 
 
@@ -112,7 +115,7 @@ def test_predict_latest_writes_a_cf_forecast_in_physical_units(workdir, trained,
         np.testing.assert_array_equal(ds["valid_time"].values, expected_valid)
         np.testing.assert_allclose(ds["latitude"].values, trained.info.latitude)
         np.testing.assert_allclose(ds["longitude"].values, trained.info.longitude)
-        for c, channel in enumerate(trained.info.channels):
+        for c, channel in enumerate(trained.info.channel_names):
             assert ds[channel].dims == FORECAST_DIMS
             assert ds[channel].attrs["units"] == str(units[c])
             assert ds[channel].attrs["standard_name"] == str(standard_names[c])
@@ -123,7 +126,7 @@ def test_predict_latest_writes_a_cf_forecast_in_physical_units(workdir, trained,
         attrs = ds.attrs
     assert attrs["Conventions"] == "CF-1.8"
     assert attrs["model"] == str(Path("runs") / NAME / "model")
-    assert attrs["input_data_checksum"] == trained.info.attrs["content_hash"]
+    assert attrs["input_data_checksum"] == trained.info.content_hash
     assert attrs["forecast_version"] == forecast.__version__
     assert datetime.fromisoformat(attrs["created"]).tzinfo is not None
 
@@ -179,7 +182,7 @@ def test_range_writes_one_file_per_init_time_and_one_zarr_store(workdir, trained
         np.testing.assert_array_equal(ds["time"].values, inits.values)
         # The store holds the same numbers as the files it gathers.
         with xr.open_dataset(folder / file_name(inits[2]), decode_timedelta=True) as one:
-            for channel in trained.info.channels:
+            for channel in trained.info.channel_names:
                 np.testing.assert_array_equal(ds[channel].sel(time=inits[2]).values, one[channel].values[0])
 
 
@@ -248,8 +251,8 @@ def test_predict_from_new_raw_files_on_the_training_grid(workdir, trained, run_c
     assert forecasts(workdir / "out") == [file_name(last)]
     with xr.open_dataset(workdir / "out" / file_name(last), decode_timedelta=True) as ds:
         assert ds.attrs["input_data"] == source
-        assert ds.attrs["input_data_checksum"] != trained.info.attrs["content_hash"]
-        assert ds.attrs["training_data_checksum"] == trained.info.attrs["content_hash"]
+        assert ds.attrs["input_data_checksum"] != trained.info.content_hash
+        assert ds.attrs["training_data_checksum"] == trained.info.content_hash
         assert ds["time"].values.tolist() == [last.value]
         assert float(ds["t2m"].min()) > 250 and float(ds["t2m"].max()) < 320
     assert_complete(workdir / "out" / file_name(last), trained)
@@ -264,11 +267,11 @@ def raw_files(folder: Path, **changes) -> str:
 
 BAD_INPUTS = {
     "unknown model path": (lambda t, d: ["--model", str(d / "no_such_model")], 5, ["no_such_model", "does not exist"]),
-    "init time without enough history": (lambda t, d: ["--init-time", iso(t.times[1])], 3, ["needs 4 input steps"]),
+    "init time without enough history": (lambda t, d: ["--init-time", iso(t.times[1])], 3, ["needs 4 input maps"]),
     "init time before the data": (lambda t, d: ["--init-time", "1999-01-01T00:00"], 3, ["not a time of the input"]),
     "init time between two steps": (lambda t, d: ["--init-time", "2000-01-05T03:00"], 3, ["not a time of the input"]),
-    "raw files on another grid": (lambda t, d: ["--source", raw_files(d / "coarse", n_lat=8, n_lon=16)], 3,
-                                  ["grid 8×16", "16×32"]),
+    "raw files on another grid": (lambda t, d: ["--source", raw_files(d / "coarse", n_lat=8, n_lon=16)], 5,
+                                  ["8×16", "16×32"]),
     "raw files missing a variable": (lambda t, d: ["--source", raw_files(d / "t2m_only", variables=("t2m",))], 3,
                                      ["'tp' not found"]),
 }

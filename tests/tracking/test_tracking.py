@@ -6,14 +6,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from forecast.models.package import load_package
-from forecast.tracking.logger import REMOTE_RUN_TAG, ResilientMLFlowLogger, offline_store
+from forecast.inference.runner import Runner
+from forecast.package import load_package
+from forecast.tracking.logger import ResilientMLFlowLogger
+from forecast.tracking.server import REMOTE_RUN_TAG, offline_store
 from tests.runs import experiment, run_train, subprocess_env, train_command, train_in_process
 
 TRAINER = {"max_steps": 12, "val_check_interval": 6, "limit_val_batches": 2}
@@ -48,37 +50,41 @@ def test_a_training_run_logs_config_provenance_metrics_plots_checkpoint_and_a_re
     run = only_run(client, "logged")
 
     assert run.data.params["model/kind"] == "convlstm"
-    assert run.data.params["data/output"] == str(advecting_store)
+    assert run.data.params["data/store"] == str(advecting_store)
     assert run.data.params["optim/lr"] == "0.003"
     assert {"model_kind", "dataset", "dataset_hash", "forecast_version"} <= set(run.data.tags)
     assert run.data.tags["model_kind"] == "convlstm"
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert len(history) >= 1 and max(m.step for m in history) >= 9
-    for key in ("val/loss", "val/rmse", "val/rmse_persistence", "val/rmse/t2m/lead_01", "val/rmse/tp/lead_04",
-                "val/rmse_climatology/t2m/lead_04"):
+    for key in ("val/loss", "val/rmse_normalised", "val/rmse_normalised_persistence", "val/skill_vs_best_reference",
+                "val/skill_vs_climatology", "val/t2m_rmse_K"):
         assert key in run.data.metrics, key
-    assert len(client.get_metric_history(run.info.run_id, "val/rmse")) >= 2  # both validations, not only the last
+    # both validations and the packaged weights' one, not only the last
+    assert len(client.get_metric_history(run.info.run_id, "val/rmse_normalised")) >= 2
 
     artifacts = artifact_paths(client, run.info.run_id)
     assert {"config.yaml", "data/provenance.json", "data/normalisation.json", "plots/learning_curves.png",
-            "plots/rmse_by_lead.png", "plots/validation_maps.png", "checkpoints/best.ckpt",
-            "model/weights.pt", "model/model.json", "model/data.npz"} <= artifacts
+            "plots/rmse_by_lead.png", "plots/validation_maps.png", "tables/validation_scores.csv",
+            "checkpoints/best.ckpt", "model/weights.pt", "model/model.json", "model/data.npz"} <= artifacts
     png = Path(download_artifacts(run_id=run.info.run_id, artifact_path="plots/rmse_by_lead.png",
                                   tracking_uri=mlflow_server.uri, dst_path=str(tmp_path / "dl")))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     version = client.get_model_version_by_alias("logged", "candidate")
     assert version.run_id == run.info.run_id
-    assert float(version.tags["val_rmse"]) == pytest.approx(run.data.metrics["val/rmse"], rel=1e-5)
+    score = float(version.tags["val_rmse_normalised"])
+    assert score == pytest.approx(run.data.metrics["val/rmse_normalised"], rel=1e-5)
+    assert float(version.tags["val_rmse_t2m_K"]) > 0 and version.tags["beats_references"] in {"true", "false"}
     assert "models:/logged@candidate" in out and run.info.run_id in out
 
     # The registered model loads with nothing but the project: weights, network and statistics together.
     folder = download_artifacts(artifact_uri="models:/logged@candidate", tracking_uri=mlflow_server.uri,
                                 dst_path=str(tmp_path / "model"))
     package = load_package(Path(folder))
-    assert package.channels == ["t2m", "tp"] and package.description["input_steps"] == 4
-    x = torch.zeros(1, 4, 2, 16, 32)
-    assert package.net(x, 4).shape == (1, 4, 2, 16, 32)
+    assert package.card.channel_names == ["t2m", "tp"] and package.card.input_steps == 4
+    runner = Runner(package)
+    times = np.array([[np.datetime64("2000-05-01T00") + np.timedelta64(6 * k, "h") for k in range(8)]])
+    assert runner.forecast(np.zeros((1, 4, 2, 16, 32), np.float32), times).shape == (1, 4, 2, 16, 32)
 
 
 @pytest.mark.slow
@@ -89,7 +95,7 @@ def test_a_version_that_does_not_beat_persistence_is_candidate_but_never_champio
     assert train_in_process(tmp_path, config) == 0
     client = MlflowClient(mlflow_server.uri)
     version = client.get_model_version_by_alias("lazy", "candidate")
-    assert version.tags["beats_persistence"] == "false"
+    assert version.tags["beats_references"] == "false"
     with pytest.raises(MlflowException):
         client.get_model_version_by_alias("lazy", "champion")
 
@@ -107,7 +113,7 @@ def test_ddp_with_two_processes_logs_exactly_one_run(tmp_path, advecting_store, 
                      trainer={"devices": 2, "strategy": "ddp"})
     run_train(tmp_path, config)
     run = only_run(MlflowClient(mlflow_server.uri), "ddp-tracked")
-    assert run.info.status == "FINISHED" and "val/rmse" in run.data.metrics
+    assert run.info.status == "FINISHED" and "val/rmse_normalised" in run.data.metrics
 
 
 def test_a_request_the_server_refuses_costs_a_warning_not_the_connection(tmp_path, mlflow_server, caplog):
@@ -137,14 +143,14 @@ def test_offline_fallback_at_start_then_sync_runs_copies_and_registers(tmp_path,
     config = tracked(tmp_path, advecting_store, "hpc", own_server.uri, tracking={"offline_fallback": True})
     assert run_cli("train", "--config", config).code == 0
     local = MlflowClient(offline_store(tmp_path / "runs" / "hpc")[0])
-    assert "val/rmse" in only_run(local, "hpc").data.metrics
+    assert "val/rmse_normalised" in only_run(local, "hpc").data.metrics
 
     own_server.start()
     result = run_cli("sync-runs")
     assert result.code == 0 and "1 run(s) copied" in result.out
     client = MlflowClient(own_server.uri)
     run = only_run(client, "hpc")
-    assert len(client.get_metric_history(run.info.run_id, "val/rmse")) >= 2
+    assert len(client.get_metric_history(run.info.run_id, "val/rmse_normalised")) >= 2
     assert "model/weights.pt" in artifact_paths(client, run.info.run_id)
     assert client.get_model_version_by_alias("hpc", "candidate").run_id == run.info.run_id
     assert "Nothing to copy" in run_cli("sync-runs").out  # idempotent

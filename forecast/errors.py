@@ -1,5 +1,11 @@
 """User-facing failures: one type per kind, each message says what, where and what to do."""
 
+import errno
+
+# A full disk, an exhausted quota, or a file-size limit: the machine, not the user's settings, stopped a write.
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+NO_SPACE_EXIT = 6
+
 
 class ForecastError(Exception):
     """Base of every error a user can fix; pipelines print it as one line and exit non-zero."""

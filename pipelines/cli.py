@@ -8,7 +8,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from forecast.errors import ForecastError
+from forecast.errors import NO_SPACE, NO_SPACE_EXIT, ForecastError
+from forecast.redact import RedactingFilter, redact
 
 STAGES = {
     "synth": "write synthetic CF NetCDF maps (demo, tests, benchmarks)",
@@ -31,6 +32,8 @@ def _usage() -> str:
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # credentials in a URI never reach a log line
+        handler.addFilter(RedactingFilter())
     for noisy in ("distributed", "numcodecs", "fsspec", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for own_handler in ("lightning.pytorch", "lightning.fabric"):  # they print themselves: no second copy
@@ -58,8 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return module.main(rest)
     except ForecastError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        print(f"error: no space left on device: {exc.filename or 'the output folder'}; free some space and run "
+              "the stage again (nothing half-written was left).", file=sys.stderr)
+        return NO_SPACE_EXIT
     except KeyboardInterrupt:
         print("interrupted: nothing was left half-written.", file=sys.stderr)
         return 130

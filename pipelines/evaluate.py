@@ -33,11 +33,11 @@ def main(argv: Sequence[str]) -> int:
     result = evaluate(runner, info, series, settings.split, settings.thresholds, settings.map_dates)
     write_then_rename(folder, lambda tmp: write_outputs(tmp, result, info, source))
     run_id = record(objects.tracking, objects.tracking.experiment or cfg.name,
-                    run_id=package.card.training.get("run_id"), run_name="evaluate",
+                    parent_run_id=package.card.training.get("run_id"), run_name=f"evaluate-{settings.split}",
                     tags={"forecast.stage": "evaluate"},
                     params={"model": source, "split": settings.split, "store": str(info.path)},
                     metrics=flat_metrics(result, settings.split), artifacts=folder,
-                    artifact_path=f"evaluation/{settings.split}")
+                    artifact_path=f"evaluation/{settings.split}", results=folder)
     summary = skill_summary(result, folder, source, run_id, info)
     write_then_rename(folder / "summary.txt", lambda tmp: tmp.write_text(summary + "\n"))
     print(f"{tables(result, info.channel_names)}\n\n{summary}")
@@ -96,5 +96,5 @@ def skill_summary(result: Evaluation, folder: Path, source: str, run_id: str | N
     lines.append(f"  metrics      {folder}/scores.csv, scores.nc, table.txt")
     lines.append(f"  plots        {folder}/rmse_by_lead.png, maps_*.png")
     if run_id:
-        lines.append(f"  MLflow run   {run_id} (artifacts under evaluation/)")
+        lines.append(f"  MLflow run   {run_id} (nested under the model's training run; artifacts under evaluation/)")
     return "\n".join(lines)

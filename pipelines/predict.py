@@ -75,4 +75,4 @@ def record_run(objects: Namespace, name: str, source: str, package: ModelPackage
                        "output_dir": str(result.written[0].parent)},
                metrics={"init_times_per_s": len(result.written) / result.total_seconds,
                         "share_outside_model": result.share_outside_model},
-               artifacts=Path(tmp), artifact_path="predict")
+               artifacts=Path(tmp), artifact_path="predict", results=result.written[0].parent)

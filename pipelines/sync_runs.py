@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,9 +10,17 @@ from jsonargparse import ArgumentParser
 from mlflow import MlflowClient
 
 from forecast.errors import TrackingError
+from forecast.redact import redact, without_credentials
 from forecast.tracking.server import REMOTE_URI_TAG, limit_requests, server_reachable
 from forecast.tracking.sync import pending_runs, sync_run
 from pipelines.config import parse_simple
+
+
+def with_known_credentials(uri: str) -> str:
+    """Offline runs name their server without credentials; when $MLFLOW_TRACKING_URI is that server with them,
+    use it (MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD work either way)."""
+    environment = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return environment if uri and environment and without_credentials(environment) == uri else uri
 
 
 def main(argv: Sequence[str]) -> int:
@@ -26,16 +35,16 @@ def main(argv: Sequence[str]) -> int:
     for store in stores:
         local = MlflowClient(f"sqlite:///{store.resolve()}")
         for run in pending_runs(local):
-            target = cfg.to or run.data.tags.get(REMOTE_URI_TAG)
+            target = with_known_credentials(cfg.to or run.data.tags.get(REMOTE_URI_TAG) or "")
             if not target:
                 raise TrackingError(f"{store}: run {run.info.run_id} names no server; pass --to URI.")
             if not server_reachable(target, 10):
-                raise TrackingError(f"MLflow server {target} is still unreachable; {store} keeps its runs, "
+                raise TrackingError(f"MLflow server {redact(target)} is still unreachable; {store} keeps its runs, "
                                     "run `forecast sync-runs` again once it is back.")
             synced = sync_run(local, run, MlflowClient(target))
             copied += 1
             extra = f", registered {synced.registered}" if synced.registered else ""
-            print(f"{store.parent.parent.name}: local run {synced.local_run_id} → {target} run "
+            print(f"{store.parent.parent.name}: local run {synced.local_run_id} → {redact(target)} run "
                   f"{synced.remote_run_id} ({synced.metric_points} metric points{extra})")
     print(f"{copied} run(s) copied" if copied else f"Nothing to copy: no unsynced runs under {cfg.runs}/*/offline/.")
     return 0

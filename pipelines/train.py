@@ -7,7 +7,7 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ from forecast.atomic import write_then_rename
 from forecast.data.datamodule import ForecastDataModule
 from forecast.data.store import StoreInfo, open_store
 from forecast.data.windows import fitting_windows
-from forecast.errors import ConfigError
+from forecast.errors import ConfigError, ModelError, first_line
 from forecast.package import NetworkSpec
+from forecast.redact import redact_tree, without_credentials
 from forecast.tracking.config import TrackingConfig
 from forecast.tracking.logger import ResilientMLFlowLogger
 from forecast.tracking.registry import (
@@ -35,7 +36,7 @@ from forecast.tracking.registry import (
     VERSION_TAGS_TAG,
     register_version,
 )
-from forecast.tracking.server import check_server, limit_requests, local_artifacts
+from forecast.tracking.server import check_server, limit_requests, local_artifacts, prepare_local_store
 from forecast.training.build import build_module, network_spec
 from forecast.training.callbacks import AtomicCheckpointIO, RandomState
 from forecast.training.config import ModelConfig, TrainerConfig
@@ -66,14 +67,16 @@ def main(argv: Sequence[str]) -> int:
     data.setup()
     fit = fit_references(data.datasets["train"], torch.from_numpy(info.lat_weights))
     module = build_module(spec, info, input_steps, output_steps, objects.optim, fit, compile_cells)
-    config = as_dict(cfg)
-    tracker = build_tracker(objects.tracking, cfg.name, run_dir, resumed=checkpoint is not None)
-    trainer = build_trainer(trainer_config, run_dir, tracker)
-    save_config(config, run_dir)
+    config = redact_tree(as_dict(cfg))  # what is stored and logged: no credentials
+    tracker = build_tracker(objects.tracking, cfg.name, run_dir, resumed=checkpoint is not None,
+                            kind=objects.model.kind, description=config_description(config))
+    started = RunStarted(config, run_dir, tracker)
+    trainer = build_trainer(trainer_config, run_dir, tracker, extra=[started])
     if tracker is not None:
         tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model, info)}
         tracker.log_hyperparams({k: v for k, v in config.items() if k != "ckpt_path"})
-        remember_run(tracker, run_dir)
+    if not module.trainable:
+        started.record()
     if module.trainable:
         with warnings.catch_warnings():
             # Mid-epoch resume is exact without a stateful loader: ForecastDataModule skips the batches the
@@ -119,22 +122,37 @@ def run_tags(model: ModelConfig, info: StoreInfo) -> dict[str, str]:
     return tags
 
 
-def build_tracker(config: TrackingConfig, name: str, run_dir: Path, resumed: bool) -> ResilientMLFlowLogger | None:
+def build_tracker(config: TrackingConfig, name: str, run_dir: Path, resumed: bool, kind: str,
+                  description: str) -> ResilientMLFlowLogger | None:
     """The MLflow logger; checks the server first so an outage stops the run before any training.
 
-    A resumed training continues its MLflow run (runs/<name>/tracking.json remembers it)."""
+    A resumed training continues its MLflow run (runs/<name>/tracking.json remembers it). A new run is named
+    ``<experiment>-<kind>-<UTC time>`` and described by the experiment config."""
     if not config.enabled:
         return None
     uri = config.resolved_uri()
     limit_requests(config.request_timeout_s)
+    prepare_local_store(uri)
     online = check_server(uri, config.request_timeout_s, config.fallback_allowed())
     previous = _remembered_run(run_dir) if resumed else {}
     artifacts = local_artifacts(uri)
+    experiment = config.experiment or name
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return ResilientMLFlowLogger(
-        run_dir=run_dir, offline=not online, experiment_name=config.experiment or name, run_name=name,
+        run_dir=run_dir, offline=not online, experiment_name=experiment, run_name=f"{experiment}-{kind}-{stamp}",
         tracking_uri=uri, artifact_location=artifacts.resolve().as_uri() if artifacts else None,
-        run_id=previous.get("run_id") if previous.get("uri") == uri else None,
+        run_id=previous.get("run_id") if previous.get("uri") == without_credentials(uri) else None,
+        tags={"mlflow.note.content": description},
     )
+
+
+def config_description(config: dict[str, Any]) -> str:
+    """The run's description in the MLflow UI: what was trained on what."""
+    model, data, windows = config.get("model", {}), config.get("data", {}), config.get("windows", {})
+    options = ", ".join(f"{k}={v}" for k, v in (model.get("options") or {}).items())
+    steps = f"{windows.get('input_steps') or 'auto'} → {windows.get('output_steps') or 'auto'} steps"
+    return (f"{model.get('kind')} ({options or 'default options'}; base {model.get('base')}, inputs "
+            f"{model.get('input_norm')}) on {data.get('store')}, {steps}; the whole config: config.yaml")
 
 
 def _remembered_run(run_dir: Path) -> dict:
@@ -142,15 +160,31 @@ def _remembered_run(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-@rank_zero_only
-def remember_run(tracker: ResilientMLFlowLogger, run_dir: Path) -> None:
-    text = json.dumps({"uri": tracker.remote_uri, "run_id": tracker.run_id, "offline": tracker.offline})
-    write_then_rename(run_dir / "tracking.json", lambda tmp: tmp.write_text(text))
+class RunStarted(pl.Callback):
+    """Writes runs/<name>/config.yaml and tracking.json once training has really started (the checkpoint restored,
+    the loaders built): a start that fails leaves the previous run's files as they were."""
+
+    def __init__(self, config: dict[str, Any], run_dir: Path, tracker: ResilientMLFlowLogger | None):
+        self.config, self.run_dir, self.tracker = config, run_dir, tracker
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.record()
+
+    @rank_zero_only
+    def record(self) -> None:
+        text = yaml.safe_dump(self.config, sort_keys=False)
+        write_then_rename(self.run_dir / "config.yaml", lambda tmp: tmp.write_text(text))
+        if self.tracker is not None:
+            state = {"uri": without_credentials(self.tracker.remote_uri), "run_id": self.tracker.run_id,
+                     "offline": self.tracker.offline}
+            write_then_rename(self.run_dir / "tracking.json", lambda tmp: tmp.write_text(json.dumps(state)))
 
 
-def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None = None) -> pl.Trainer:
+def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None = None,
+                  extra: Sequence[pl.Callback] = ()) -> pl.Trainer:
     checkpoints = run_dir / "checkpoints"
     callbacks: list[pl.Callback] = [
+        *extra,
         ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1,
                         enable_version_counter=False),
         ModelCheckpoint(dirpath=checkpoints, save_top_k=0, save_last=True,
@@ -184,17 +218,26 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
     if ckpt_path == "last":
         last = run_dir / "checkpoints" / "last.ckpt"
         if last.exists():
+            check_checkpoint(last)
             return str(last)
         log.info("no %s yet: training starts from the beginning", last)
         return None
     if not Path(ckpt_path).is_file():
         raise ConfigError(f"--ckpt_path {ckpt_path} does not exist; give a checkpoint file or 'last'.")
+    check_checkpoint(Path(ckpt_path))
     return ckpt_path
 
 
-@rank_zero_only
-def save_config(config: dict, run_dir: Path) -> None:
-    write_then_rename(run_dir / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(config, sort_keys=False)))
+def check_checkpoint(path: Path) -> None:
+    """``ModelError`` naming ``path`` unless it loads as a training checkpoint, without running any code from it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        ok = isinstance(state, dict) and {"state_dict", "global_step"} <= set(state)
+    except Exception as exc:  # truncated, garbage or a crafted pickle (refused by weights_only): all one problem
+        raise ModelError(f"checkpoint {path} is not loadable ({first_line(exc, 160)}); resume from another one or "
+                         "start afresh without --ckpt_path.") from exc
+    if not ok:
+        raise ModelError(f"checkpoint {path} is not a training checkpoint of `forecast train`.")
 
 
 @rank_zero_only
@@ -202,12 +245,15 @@ def finish(trainer: pl.Trainer, module: ForecastModule, info: StoreInfo, spec: N
            run_dir: Path, tracker: ResilientMLFlowLogger | None, registered_model: str) -> dict[str, Any]:
     """Package the model, and hand the tracking server the files and numbers it keeps: artifacts, registration."""
     package = build_package(module, info, spec, input_steps, tracker.run_id if tracker else None)
-    model = save_model(run_dir / MODEL_ARTIFACT, package)
+    model, kept = save_model(run_dir / MODEL_ARTIFACT, package)
+    if kept:
+        log.warning("%s", kept)
     if tracker is None:
-        return {}
+        return {"model_path": model}
     metrics_csv = Path(trainer.loggers[0].log_dir) / "metrics.csv"  # the CSVLogger's, this run's
     skill, tags = module.skill(), version_tags(module, info)
-    outcome: dict[str, Any] = {"run_id": tracker.run_id, "offline": tracker.offline, "skill": skill}
+    outcome: dict[str, Any] = {"run_id": tracker.run_id, "offline": tracker.offline, "skill": skill,
+                               "model_path": model}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_artifacts(Path(tmp), module, info, spec, input_steps, metrics_csv)
@@ -246,18 +292,19 @@ def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: 
         print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
     else:
         print(f"Reference {kind}: nothing to train; validated and packaged")
-    print(f"  model        {run_dir / MODEL_ARTIFACT} (weights, card and statistics: what evaluate and predict load)")
+    print(f"  model        {tracked.get('model_path', run_dir / MODEL_ARTIFACT)} (weights, card and statistics: "
+          "what evaluate and predict load)")
     skill = module.skill()
     rmse = ", ".join(f"{name} {value:.4f}" for name, value in skill.rmse.items())
     print(f"  validation RMSE (normalised units): {rmse}")
     verdict = "beats" if skill.beats_references else "does NOT beat"
     print(f"  skill vs best reference {skill.against('best_reference'):+.3f}: the model {verdict} every reference "
           f"(strongest overall: {skill.strongest})")
-    if tracker is None or not tracked:
+    if tracker is None or "run_id" not in tracked:
         return
-    where = tracker.remote_uri
+    where = tracker.shown_uri
     if tracker.offline:
-        where = f"local store {tracker.store_uri} (offline: `forecast sync-runs` copies it to {tracker.remote_uri})"
+        where = f"local store {tracker.store_uri} (offline: `forecast sync-runs` copies it to {tracker.shown_uri})"
     print(f"  MLflow run   {tracked['run_id']} in experiment '{tracker.experiment_name}' at {where}")
     if "version" in tracked:
         aliases = "candidate, champion" if tracked["champion"] else "candidate"

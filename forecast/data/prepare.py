@@ -118,7 +118,7 @@ def prepare(config: DataConfig, windows: WindowConfig | None = None, settings: d
         fitted = fitting_windows(the_plan.splits, windows.input_steps, windows.output_steps)
         screened = bounds.screen(the_plan.fields)
         statistics = _statistics(the_plan, screened, name)
-        ds = _store_dataset(the_plan, statistics, describe_sources(the_plan.paths), config, settings or {})
+        ds = _store_dataset(the_plan, screened, statistics, describe_sources(the_plan.paths), config, settings or {})
         _write(the_plan, ds, screened, statistics, bounds, config)
     log.info("wrote %s: %s", config.store, dict(ds["fields"].sizes))
     return Path(config.store), fitted
@@ -197,9 +197,9 @@ def _mark_missing_maps(tmp: Path, the_plan: Plan, share: np.ndarray, threshold: 
     group.attrs["missing_maps"] = json.dumps([format_time(times[i]) for i in positions])
 
 
-def _store_dataset(the_plan: Plan, statistics: Statistics, sources: list[dict], config: DataConfig,
-                   settings: dict[str, Any]) -> xr.Dataset:
-    fields = the_plan.fields
+def _store_dataset(the_plan: Plan, screened: xr.DataArray, statistics: Statistics, sources: list[dict],
+                   config: DataConfig, settings: dict[str, Any]) -> xr.Dataset:
+    fields = screened  # implausible values (undeclared fills) are missing, filled like NaN: never written as data
     lat, lon = fields["latitude"].values, fields["longitude"].values
     grid = ("channel", "latitude", "longitude")
     times = fields["time"].values

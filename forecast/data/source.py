@@ -143,7 +143,7 @@ def open_source(source: str, chunk_mb: float = 16.0) -> tuple[xr.Dataset, list[P
         _same_grid(parts[0], part, paths[0], path)
         if convention_of(part["longitude"].values) != convention:
             parts[k] = apply_convention(part, convention).drop_vars("source_longitude")
-        parts[k] = match_units(part, parts[0], path, paths[0])
+        parts[k] = match_units(parts[k], parts[0], path, paths[0])
     calendar = parts[0]["time"].encoding.get("calendar", "standard")
     if len(parts) == 1:
         parts[0].attrs["calendar"] = calendar

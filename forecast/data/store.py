@@ -167,6 +167,9 @@ def open_store(path: str | Path) -> StoreInfo:
         except Exception as exc:  # a truncated or deleted chunk of a small array
             raise DataError(f"{path}: array '{name}' cannot be read ({first_line(exc, 120)}); the store is "
                             "damaged, prepare it again.") from exc
+    if not (np.isfinite(small["mean"]).all() and np.isfinite(small["std"]).all() and (small["std"] > 0).all()):
+        raise DataError(f"{path}: its normalisation statistics are not finite (mean {small['mean']}, std "
+                        f"{small['std']}); the store is damaged, prepare it again.")
     FieldsReader(path).verify()
     attrs = ds.attrs
     splits = json.loads(attrs["splits"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecast.data import selection
-from forecast.data.checks import missing_maps, without_maps
+from forecast.data.checks import ABSURD, missing_maps, without_maps
 from forecast.data.config import Region
 from forecast.data.provenance import content_hash, describe_sources
 from forecast.data.reader import FieldsReader
@@ -96,6 +96,7 @@ def from_raw(source: str, runner: Runner, model: str) -> InputSeries:
     axis = check_time_axis(fields["time"].values, source)
     _same_time_axis(source, str(axis.step), ds.attrs.get("calendar", "standard"), card)
     values = _in_training_units(fields.values, [str(u) for u in fields["units"].values], card, source)
+    values[np.abs(values) >= ABSURD] = np.nan  # an undeclared 1e30 fill is missing, never an input
     share = _missing_share(values, runner.mask)
     segment = without_maps(axis.segment, missing_maps(share, chosen.max_missing))
     normalised = runner.normalise(values)  # new files for one forecast: small enough to hold

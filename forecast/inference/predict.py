@@ -14,6 +14,8 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import forecast
+from forecast.data.timeaxis import format_time
+from forecast.errors import ModelError
 from forecast.inference.inputs import InputSeries
 from forecast.inference.output import Grid, forecast_dataset, forecast_file_name, write_netcdf, write_zarr
 from forecast.inference.runner import Runner
@@ -31,6 +33,21 @@ class PredictResult:
     def share_outside_model(self) -> float:
         """Share of the run spent reading inputs and building and writing files rather than in the model."""
         return 1 - self.model_seconds / max(self.total_seconds, 1e-9)
+
+
+MAX_NAN_SHARE = 0.001  # of the valid points of a forecast: beyond it, something upstream is broken
+
+
+def check_finite(y: np.ndarray, mask: np.ndarray, init_times: list) -> None:
+    """Refuse forecasts ``[N, T, C, H, W]`` that are NaN where the model has data: a damaged package or input
+    must not become a file that looks like a forecast."""
+    valid = np.broadcast_to(mask, y.shape[-3:])
+    for k, init in enumerate(init_times):
+        share = float(np.isnan(y[k][:, valid]).mean()) if valid.any() else 0.0
+        if share > MAX_NAN_SHARE:
+            raise ModelError(f"the forecast from {format_time(init)} is NaN at {share:.1%} of the points where the "
+                             "model has data; nothing was written. Check the model package (its statistics) and "
+                             "the input maps.")
 
 
 def catch_up(latest: int, candidates: list[int], times: np.ndarray, output_dir: Path, prefix: str) -> list[int]:
@@ -63,6 +80,7 @@ def predict(runner: Runner, series: InputSeries, inits: list[int], output_dir: P
             model_started = time.perf_counter()
             y = runner.physical(runner.forecast(x, times))
             result.model_seconds += time.perf_counter() - model_started
+            check_finite(y, runner.mask, [series.times[i] for i in batch])
             for k, i in enumerate(batch):
                 ds = forecast_dataset(y[k:k + 1], [series.times[i]], card.step, card.channels, grid, attrs)
                 write_netcdf(ds, paths[i])

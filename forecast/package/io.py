@@ -50,7 +50,7 @@ def save_package(directory: Path, net: Forecaster, card: ModelCard, arrays: dict
     return write_then_rename(directory, write)
 
 
-def _read_card(directory: Path) -> ModelCard:
+def load_card(directory: Path) -> ModelCard:
     try:
         data = json.loads((directory / CARD).read_text())
     except (OSError, ValueError) as exc:
@@ -67,7 +67,7 @@ def _read_card(directory: Path) -> ModelCard:
 def load_package(directory: Path) -> ModelPackage:
     """Rebuild the network from a package folder; ``ModelError`` naming the file that is not what it should be."""
     directory = Path(directory)
-    card = _read_card(directory)
+    card = load_card(directory)
     try:
         with np.load(directory / ARRAYS, allow_pickle=False) as data:
             arrays = {name: data[name] for name in ARRAY_NAMES}

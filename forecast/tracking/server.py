@@ -3,16 +3,23 @@ nothing half-done), where local stores keep runs and artifacts."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from forecast.atomic import write_then_rename
 from forecast.errors import TrackingError
+from forecast.redact import redact
 from forecast.tracking.config import LOCAL_ARTIFACTS
 
+log = logging.getLogger(__name__)
 REMOTE_URI_TAG = "forecast.remote_uri"  # on an offline run: the server it was meant for
 REMOTE_RUN_TAG = "forecast.remote_run_id"  # … and its run there, when it had one
 SYNCED_TAG = "forecast.synced"  # on an offline run copied by sync-runs: the server run it became
@@ -55,9 +62,47 @@ def check_server(uri: str, timeout_s: float, fallback_allowed: bool) -> bool:
     if fallback_allowed:
         return False
     raise TrackingError(
-        f"MLflow tracking server {uri} is unreachable; start it, set MLFLOW_TRACKING_URI to one that runs, "
+        f"MLflow tracking server {redact(uri)} is unreachable; start it, set MLFLOW_TRACKING_URI to one that runs, "
         "or pass --tracking.offline_fallback true to track locally and `forecast sync-runs` later."
     )
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _half_created(path: Path) -> bool:
+    """A store whose creation was cut short (a full disk, a kill): no schema version, or alembic's scratch
+    tables of an interrupted migration left in it."""
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            versions = db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] if "alembic_version" in \
+                tables else 0
+    except sqlite3.Error:
+        return True
+    return not versions or any(name.startswith("_alembic_tmp") for name in tables)
+
+
+def prepare_local_store(uri: str) -> None:
+    """Create a local SQLite tracking store atomically: its schema is built and migrated under a temporary name,
+    then renamed into place, so a full disk or a kill never leaves a half-migrated ``mlflow.db`` that fails
+    every later training. A half-created one found in place is set aside, with a warning, and rebuilt."""
+    path = _sqlite_path(uri)
+    if path is None:
+        return
+    if path.exists() and _half_created(path):
+        aside = path.with_name(f"{path.name}.broken-{int(time.time())}")
+        path.rename(aside)
+        log.warning("%s was left half-created (an interrupted first use); it is set aside as %s and created again.",
+                    path, aside.name)
+    if path.exists():
+        return
+
+    def create(tmp: Path) -> None:
+        MlflowClient(f"sqlite:///{tmp}").search_experiments(max_results=1)  # builds and migrates the schema
+
+    write_then_rename(path, create)
 
 
 def offline_store(run_dir: Path) -> tuple[str, Path]:

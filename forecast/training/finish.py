@@ -17,8 +17,9 @@ from forecast.data.dataset import WindowDataset
 from forecast.data.stats import denormalise
 from forecast.data.store import StoreInfo
 from forecast.data.timeaxis import format_time
+from forecast.errors import ModelError
 from forecast.models.base import Context
-from forecast.package import ModelCard, ModelPackage, NetworkSpec, Selection, save_package
+from forecast.package import ModelCard, ModelPackage, NetworkSpec, Selection, load_card, save_package
 from forecast.training.module import ForecastModule
 from forecast.verification import unit_label
 
@@ -60,8 +61,24 @@ def build_package(module: ForecastModule, info: StoreInfo, spec: NetworkSpec, in
     return ModelPackage(module.net, card, package_arrays(info, module.damping.cpu().numpy()))
 
 
-def save_model(directory: Path, package: ModelPackage) -> Path:
-    return save_package(directory, package.net, package.card, package.arrays)
+def save_model(directory: Path, package: ModelPackage) -> tuple[Path, str]:
+    """Save ``package`` at ``directory`` unless a better model of the same data and windows is there: then it goes
+    beside it (``<directory>.new``), and the returned message says why. Never replaces a better model silently."""
+    card = package.card
+    score = card.training.get("validation_rmse_normalised", {}).get("model")
+    try:
+        existing = load_card(directory) if (directory / "model.json").exists() else None
+    except ModelError:
+        existing = None  # an old or damaged package is no better than anything
+    comparable = existing is not None and existing.store.get("content_hash") == card.store["content_hash"] and (
+        existing.input_steps, existing.output_steps) == (card.input_steps, card.output_steps)
+    previous = existing.training.get("validation_rmse_normalised", {}).get("model") if comparable else None
+    if previous is not None and score is not None and previous < score:
+        aside = directory.with_name(f"{directory.name}.new")
+        save_package(aside, package.net, card, package.arrays)
+        return aside, (f"kept the better model at {directory} (validation RMSE {previous:.4f} against this run's "
+                       f"{score:.4f}); this run's model is at {aside}")
+    return save_package(directory, package.net, card, package.arrays), ""
 
 
 def physical_rmse(module: ForecastModule, info: StoreInfo) -> dict[str, np.ndarray]:

@@ -44,7 +44,8 @@ class ForecastModule(pl.LightningModule):
                  periodic: bool = False, network: dict[str, Any] | None = None):
         super().__init__()
         # Plain values only (the optimiser settings are rebuilt from the config): checkpoints load weights_only.
-        self.save_hyperparameters(ignore=["net", "lat_weights", "damping", "optim"])
+        # logger=False: the run's params are the experiment's config, logged once by the train stage.
+        self.save_hyperparameters(ignore=["net", "lat_weights", "damping", "optim"], logger=False)
         self.automatic_optimization = False
         self.net, self.optim = net, optim
         self.register_buffer("lat_weights", lat_weights.float())

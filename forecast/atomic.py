@@ -37,18 +37,31 @@ def write_then_rename(path: Path, write: Callable[[Path], object]) -> Path:
             cause = _no_space_cause(exc, tmp, path.with_name(f".{path.name}.probe-{os.getpid()}"))
             if cause is None:
                 raise
-            full = os.strerror(errno.ENOSPC)
-            raise OSError(errno.ENOSPC, full if cause == full else f"{full} ({cause})", str(path)) from exc
-        if tmp.is_dir() or path.is_dir():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            with _locked(path):
-                _swap(tmp, path, old)
-            remove(old)
-        else:
-            tmp.replace(path)  # one atomic step for a file: a concurrent writer's file is simply replaced
+            raise _no_space(path, cause) from exc
+        try:
+            if tmp.is_dir() or path.is_dir():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                with _locked(path):
+                    _swap(tmp, path, old)
+                remove(old)
+            else:
+                tmp.replace(path)  # one atomic step for a file: a concurrent writer's file is simply replaced
+        except OSError as exc:  # a rename that needs a new directory block, or the lock file, on a full disk
+            if exc.errno not in NO_SPACE:
+                raise
+            raise _no_space(path, exc.strerror or os.strerror(exc.errno)) from exc
     finally:
-        remove(tmp)
+        # Never hides why the write failed (a library thread still adding files can make rmtree fail); what
+        # stays is hidden and removed by the next writer of ``path`` (``remove_leftovers``).
+        with contextlib.suppress(OSError):
+            remove(tmp)
     return path
+
+
+def _no_space(path: Path, cause: str) -> OSError:
+    """The one error a full disk becomes: ENOSPC naming the target, not a temporary or a library's chunk."""
+    full = os.strerror(errno.ENOSPC)
+    return OSError(errno.ENOSPC, full if cause == full else f"{full} ({cause})", str(path))
 
 
 def _swap(tmp: Path, path: Path, old: Path) -> None:
@@ -107,7 +120,7 @@ def _no_space_cause(exc: BaseException, tmp: Path, probe: Path) -> str | None:
     write beside it that the filesystem refuses for lack of space or quota. A failed write fills what space
     there was (writes are retried on the rest), so a full disk stays full for the probe. ``statvfs`` would
     miss quotas and the reserve of root and misjudge copy-on-write filesystems; the probe asks the filesystem.
-    A failure that is not about space is then left as it was, even on a nearly full disk.
+    A failure on a filesystem with room is left as it was.
     """
     chain = list(_chain(exc))
     for link in chain:

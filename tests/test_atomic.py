@@ -19,7 +19,7 @@ import pytest
 from forecast.atomic import write_then_rename
 from tests.runs import subprocess_env
 
-ROUNDS = 20
+ROUNDS = 40  # the unlocked swap failed in about 1 round of 20: 40 rounds catch it almost surely
 PARTS = 5  # files per store: a store mixed from two writers or half-swapped shows as the wrong set
 
 

@@ -4,7 +4,6 @@ fails them with ENOSPC; no root, no mock."""
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from forecast.data.synthetic import SyntheticSpec, write_synthetic
 from forecast.errors import NO_SPACE_EXIT
-from tests.pipelines.conftest import NAME, Trained, file_name, iso
+from tests.pipelines.conftest import NAME, file_name, iso
 from tests.runs import subprocess_env
 
 # Inputs are only read, logs go to pipes and Python writes no bytecode: only the outputs meet the limit.
@@ -34,13 +33,14 @@ def run_limited(cwd: Path, limit: int, *args: str) -> subprocess.CompletedProces
                           text=True, timeout=300, check=False, preexec_fn=lambda: limit_file_size(limit))
 
 
-def assert_no_space(result: subprocess.CompletedProcess, target: Path) -> None:
-    """Exit 6 and, as the last line, one ``error:`` line that names ``target``; no traceback."""
+def assert_no_space(result: subprocess.CompletedProcess, cwd: Path, target: Path) -> None:
+    """Exit 6 and, as the last line, one ``error:`` line that names ``target`` (not a temporary); no traceback."""
     assert result.returncode == NO_SPACE_EXIT, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: no space left on device:"), last
-    assert str(target) in last or target.name in last, last
+    assert last.startswith("error: no space left on device: "), last
+    named = last.removeprefix("error: no space left on device: ").partition("; free some space")[0]
+    assert cwd / named == target, last
 
 
 def listing(folder: Path) -> dict[str, int]:
@@ -49,8 +49,8 @@ def listing(folder: Path) -> dict[str, int]:
 
 
 def hidden_leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and ("tmp" in p.name or "old" in p.name
-                                                                                  or "probe" in p.name))
+    """Temporaries, stores swapped aside, probes and locks of ``write_then_rename`` left in ``folder``."""
+    return sorted(p.name for p in folder.glob(".*") if any(k in p.name for k in ("tmp", "old", "probe", "lock")))
 
 
 def test_prepare_on_a_full_disk_is_one_error_line_and_leaves_no_store(tmp_path):
@@ -58,5 +58,35 @@ def test_prepare_on_a_full_disk_is_one_error_line_and_leaves_no_store(tmp_path):
     out = tmp_path / "stores"
     result = run_limited(tmp_path, PREPARE_LIMIT, "prepare", "--source", str(tmp_path / "src" / "*.nc"),
                          "--variables", "t2m,tp", "--output", str(out / "era.zarr"))
-    assert_no_space(result, out / "era.zarr")
-    assert not list(out.iterdir()) if out.exists() else True  # no store, no hidden temporary
+    assert_no_space(result, tmp_path, out / "era.zarr")
+    assert not out.exists() or not list(out.iterdir())  # no store, no hidden temporary
+
+
+# predict: one forecast file is ~42 kB (2 channels × 4 leads × 16×32, zlib); the range store's chunks ~7 kB.
+NETCDF_LIMIT = 20_000
+ZARR_LIMIT = 4_000
+
+
+def test_predict_on_a_full_disk_is_one_error_line_and_leaves_no_forecast_file(workdir, trained):
+    init = trained.times[-3]
+    folder = workdir / "forecasts" / NAME
+    result = run_limited(workdir, NETCDF_LIMIT, "predict", "--config", str(trained.config), "--init-time", iso(init))
+    assert_no_space(result, workdir, folder / file_name(init))
+    assert not list(folder.iterdir())  # no forecast, no hidden temporary
+
+
+def test_predict_range_on_a_full_disk_keeps_the_files_and_the_old_store(workdir, trained):
+    inits = trained.times[-5:-2]
+    span = f"{iso(inits[0])}/{iso(inits[-1])}"
+    folder = workdir / "forecasts" / NAME
+    done = run_limited(workdir, resource.RLIM_INFINITY, "predict", "--config", str(trained.config), "--init-time", span)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [store] = folder.glob("*.zarr")
+    before, inode = listing(folder), store.stat().st_ino
+
+    # The files are there and skipped; writing the store again meets the limit.
+    result = run_limited(workdir, ZARR_LIMIT, "predict", "--config", str(trained.config), "--init-time", span)
+    assert_no_space(result, workdir, store)
+    assert listing(folder) == before  # the old store and every file as they were, nothing hidden beside them
+    assert store.stat().st_ino == inode
+    assert not hidden_leftovers(folder)

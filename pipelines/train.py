@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,6 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
-from mlflow import MlflowClient
 
 import forecast
 from forecast.atomic import write_then_rename
@@ -26,25 +24,21 @@ from forecast.data.datamodule import ForecastDataModule
 from forecast.data.store import StoreInfo, open_store
 from forecast.data.windows import fitting_windows
 from forecast.errors import ConfigError, ModelError, first_line
-from forecast.package import NetworkSpec
 from forecast.redact import redact_tree, without_credentials
 from forecast.tracking.config import TrackingConfig
 from forecast.tracking.logger import ResilientMLFlowLogger
 from forecast.tracking.registry import (
     MODEL_ARTIFACT,
-    PENDING_REGISTRATION_TAG,
-    VERSION_TAGS_TAG,
-    register_version,
 )
 from forecast.tracking.server import check_server, limit_requests, local_artifacts, prepare_local_store
 from forecast.training.build import build_module, network_spec
 from forecast.training.callbacks import AtomicCheckpointIO, RandomState
 from forecast.training.config import ModelConfig, TrainerConfig
-from forecast.training.finish import build_package, save_model, version_tags, write_artifacts
 from forecast.training.fitting import fit_references
 from forecast.training.module import ForecastModule
 from pipelines.common import git_commit, run_folder
 from pipelines.config import as_dict, parse
+from pipelines.publish import finish
 
 log = logging.getLogger(__name__)
 DESCRIPTION = """Train a network on the experiment's store (run `forecast prepare` first).
@@ -238,48 +232,6 @@ def check_checkpoint(path: Path) -> None:
                          "start afresh without --ckpt_path.") from exc
     if not ok:
         raise ModelError(f"checkpoint {path} is not a training checkpoint of `forecast train`.")
-
-
-@rank_zero_only
-def finish(trainer: pl.Trainer, module: ForecastModule, info: StoreInfo, spec: NetworkSpec, input_steps: int,
-           run_dir: Path, tracker: ResilientMLFlowLogger | None, registered_model: str) -> dict[str, Any]:
-    """Package the model, and hand the tracking server the files and numbers it keeps: artifacts, registration."""
-    package = build_package(module, info, spec, input_steps, tracker.run_id if tracker else None)
-    model, kept = save_model(run_dir / MODEL_ARTIFACT, package)
-    if kept:
-        log.warning("%s", kept)
-    if tracker is None:
-        return {"model_path": model}
-    metrics_csv = Path(trainer.loggers[0].log_dir) / "metrics.csv"  # the CSVLogger's, this run's
-    skill, tags = module.skill(), version_tags(module, info)
-    outcome: dict[str, Any] = {"run_id": tracker.run_id, "offline": tracker.offline, "skill": skill,
-                               "model_path": model}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = write_artifacts(Path(tmp), module, info, spec, input_steps, metrics_csv)
-
-        def upload(client: MlflowClient, run_id: str) -> None:
-            client.log_artifact(run_id, str(run_dir / "config.yaml"))
-            for part in ("data", "plots", "tables"):
-                client.log_artifacts(run_id, str(folder / part), part)
-            client.log_artifacts(run_id, str(model), MODEL_ARTIFACT)
-            if best:
-                client.log_artifact(run_id, best, "checkpoints")
-
-        tracker.guarded(upload)
-    if tracker.offline:  # the registry is the server's: sync-runs registers once the run is there
-        tracker.guarded(lambda client, run_id: client.set_tag(run_id, PENDING_REGISTRATION_TAG, registered_model))
-        tracker.guarded(lambda client, run_id: client.set_tag(run_id, VERSION_TAGS_TAG, json.dumps(tags)))
-        return outcome
-
-    def register(client: MlflowClient, run_id: str) -> None:
-        source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-        version, champion = register_version(client, registered_model, source, run_id, skill.rmse["model"],
-                                             skill.beats_references, tags)
-        outcome.update(model=registered_model, version=version.version, champion=champion)
-
-    tracker.guarded(register)
-    return outcome
 
 
 @rank_zero_only

@@ -33,14 +33,23 @@ def load_model(source: str, tracking_uri: str) -> ModelPackage:
             except (MlflowException, OSError) as exc:
                 raise ModelError(f"model {source} not found at {tracking_uri} ({first_line(exc, 200)}); check the name "
                                  "and alias in the MLflow UI, or pass a folder like runs/<name>/model.") from exc
-            return load_package(Path(folder))
+            return load_folder(Path(folder))
     path = Path(source)
     if path.is_dir():
-        return load_package(path)
+        return load_folder(path)
     if path.suffix == ".ckpt" and path.is_file():
         return _from_checkpoint(path)
     raise ModelError(f"model {source} does not exist; give models:/<name>@<alias>, runs:/<id>/model, "
                      "a folder runs/<name>/model or a checkpoint file.")
+
+
+def load_folder(folder: Path) -> ModelPackage:
+    """A package folder, or an MLflow Model folder around one (what the registry serves)."""
+    if (folder / "MLmodel").is_file():
+        from forecast.inference.pyfunc import package_folder  # mlflow's model machinery: only for such folders
+
+        return load_package(package_folder(folder))
+    return load_package(folder)
 
 
 def _from_checkpoint(path: Path) -> ModelPackage:

@@ -13,6 +13,7 @@ from forecast.errors import ConfigError
 from forecast.models.base import Forecaster, check_static, init_residual_head, with_inputs
 from forecast.models.cells import Norm
 from forecast.models.stack import CellKind, ConvRecurrentStack, StackState
+from forecast.models.warp import advect
 
 
 class ConvLSTMForecaster(Forecaster):
@@ -24,7 +25,8 @@ class ConvLSTMForecaster(Forecaster):
     added to the lead's anchor (see ``Forecaster``). Frames are cut into ``patch_size``² patches
     (space-to-depth) after padding H, W up to a multiple of it; ``static`` fields ``[S, H, W]`` and the
     ``forcing`` values are appended as input channels to every frame. On a ``periodic`` (global) grid the
-    convolutions wrap around in longitude.
+    convolutions wrap around in longitude. With ``advect`` the head also predicts a flow (at most ``max_flow``
+    cells per step) and each lead's change includes the previous frame carried along it (``advect``).
     """
 
     def __init__(
@@ -39,6 +41,8 @@ class ConvLSTMForecaster(Forecaster):
         norm: Norm = None,
         periodic: bool = False,
         width: int | None = None,
+        advect: bool = False,
+        max_flow: float = 3.0,
         **forecaster: Any,
     ) -> None:
         super().__init__(channels, **forecaster)
@@ -60,7 +64,10 @@ class ConvLSTMForecaster(Forecaster):
         options = {"kernel_size": kernel_size, "cell": cell, "peephole": peephole, "norm": norm, "periodic": periodic}
         self.encoder = ConvRecurrentStack(in_channels, hidden, **options)
         self.forecaster = ConvRecurrentStack(in_channels, hidden, **options)
-        self.head = nn.Conv2d(sum(hidden), channels * patch_size**2, kernel_size=1)
+        self.periodic, self.max_flow = periodic, max_flow
+        # With advection the head also gives a flow (2 channels): the previous frame is carried along it.
+        self.flow_channels = 2 if advect else 0
+        self.head = nn.Conv2d(sum(hidden), (channels + self.flow_channels) * patch_size**2, kernel_size=1)
         init_residual_head(self.head)
 
     def encode(self, x: Tensor, state: StackState | None = None, forcing: Tensor | None = None
@@ -76,7 +83,13 @@ class ConvLSTMForecaster(Forecaster):
         self._check_frames(frame, "frame")
         state = self.forecaster.step(self._to_grid(frame, forcing), state)
         hidden = torch.cat([layer_state[0] for layer_state in state], dim=1)  # [B, sum(hidden), H', W']
-        return self._from_grid(self.head(hidden), frame.shape[-2:]), state
+        out = self._from_grid(self.head(hidden), frame.shape[-2:])  # [B, C (+2), H, W]
+        if not self.flow_channels:
+            return out, state
+        change, raw_flow = out[:, : self.channels], out[:, self.channels:]
+        flow = self.max_flow * torch.tanh(raw_flow)  # [B, 2, H, W] cells per step, bounded
+        moved = advect(frame, flow, self.max_flow, self.periodic) - frame
+        return change + moved, state
 
     def compile_cells(self, **options: object) -> None:
         """``torch.compile`` every cell's step functions in place (the loops stay eager)."""

@@ -50,8 +50,9 @@ def _stacked_lstm(grid: Grid, forecaster: dict[str, Any], **options: Any) -> For
 
 
 KINDS: dict[str, _Kind] = {
-    "convlstm": _Kind(_convlstm("convlstm"), ("hidden", "kernel_size", "patch_size", "peephole", "norm")),
-    "convgru": _Kind(_convlstm("convgru"), ("hidden", "kernel_size", "patch_size")),
+    "convlstm": _Kind(_convlstm("convlstm"),
+                      ("hidden", "kernel_size", "patch_size", "peephole", "norm", "advect", "max_flow")),
+    "convgru": _Kind(_convlstm("convgru"), ("hidden", "kernel_size", "patch_size", "advect", "max_flow")),
     "stacked_lstm": _Kind(_stacked_lstm, ("hidden", "layers", "mode", "patch_size")),
 }
 

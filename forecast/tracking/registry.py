@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -38,11 +39,13 @@ def existing_version(client: MlflowClient, name: str, run_id: str) -> ModelVersi
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def register_version(client: MlflowClient, name: str, source: str, run_id: str, score: float, beats_references: bool,
-                     tags: dict[str, str], description: str = "") -> tuple[ModelVersion, bool]:
-    """Register ``source`` (a model's artifact URI) as a version of ``name`` (once per run), tagged with ``tags``
-    and its ``score``, and alias it ``candidate``; it also becomes ``champion`` when it beats every reference on
+def register_version(client: MlflowClient, name: str, model_id: str, run_id: str, score: float,
+                     beats_references: bool, tags: dict[str, str], description: str = "") -> tuple[ModelVersion, bool]:
+    """Register the logged model ``model_id`` as a version of ``name`` (once per run), tagged with ``tags`` and its
+    ``score``, and alias it ``candidate``; it also becomes ``champion`` when it beats every reference on
     validation and scores below the current champion. Returns the version and whether it became champion."""
+    # The registry resolves a "models:/<id>" source through the process's tracking URI: make it this client's.
+    mlflow.set_tracking_uri(client._tracking_client.tracking_uri)
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -50,8 +53,8 @@ def register_version(client: MlflowClient, name: str, source: str, run_id: str, 
                                                           "(beats every reference and the previous champion)")
     version = existing_version(client, name, run_id)
     if version is None:
-        version = client.create_model_version(name, source, run_id=run_id, description=description,
-                                              tags={**tags, SCORE_TAG: f"{score:.6g}"})
+        version = client.create_model_version(name, f"models:/{model_id}", run_id=run_id, description=description,
+                                              tags={**tags, SCORE_TAG: f"{score:.6g}"}, model_id=model_id)
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     current = _champion_score(client, name)
     promote = beats_references and (current is None or score < current)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run
 from mlflow.exceptions import MlflowException
 
+from forecast.tracking.models import log_model_folder, run_models
 from forecast.tracking.registry import MODEL_ARTIFACT, PENDING_REGISTRATION_TAG, VERSION_TAGS_TAG, register_version
 from forecast.tracking.server import REMOTE_RUN_TAG, REMOTE_URI_TAG, SYNCED_TAG, local_experiment
 from forecast.verification import Skill
@@ -61,19 +63,27 @@ def sync_run(local: MlflowClient, run: Run, remote: MlflowClient) -> SyncedRun:
         remote.log_batch(remote_id, metrics=points[start:start + BATCH])
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = Path(local.download_artifacts(run.info.run_id, "", tmp))
+        model = artifacts / MODEL_ARTIFACT
+        # The MLflow Model becomes a logged model of the server run (its Models tab), not a plain folder; once:
+        # a sync cut short after logging it finds it there.
+        model_id = next(iter(run_models(remote, remote_id)), None)
+        if (model / "MLmodel").is_file():
+            model_id = model_id or log_model_folder(remote, remote_id, model)
+            shutil.rmtree(model)
         if any(artifacts.iterdir()):
             remote.log_artifacts(remote_id, str(artifacts))
     # The status is this copy's to set only when sync made the server run, or it was left running: a run that
     # finished on the server (before an outage hit a later resume) keeps its status.
     if created or remote.get_run(remote_id).info.status == "RUNNING":
         remote.set_terminated(remote_id, run.info.status if run.info.status != "RUNNING" else "FINISHED")
+    if run.inputs and run.inputs.dataset_inputs:
+        remote.log_inputs(remote_id, datasets=list(run.inputs.dataset_inputs))
     registered = None
     name = run.data.tags.get(PENDING_REGISTRATION_TAG)
-    if name:
+    if name and model_id:
         skill = Skill.from_metrics(run.data.metrics)
-        source = f"{remote.get_run(remote_id).info.artifact_uri}/{MODEL_ARTIFACT}"
         tags = json.loads(run.data.tags.get(VERSION_TAGS_TAG, "{}"))
-        version, _ = register_version(remote, name, source, remote_id, skill.rmse["model"], skill.beats_references,
+        version, _ = register_version(remote, name, model_id, remote_id, skill.rmse["model"], skill.beats_references,
                                       tags)
         registered = f"models:/{name}/{version.version}"
     local.set_tag(run.info.run_id, SYNCED_TAG, remote_id)

@@ -13,7 +13,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
 from forecast.inference.runner import Runner
-from forecast.package import load_package
+from forecast.inference.model_source import load_folder
 from forecast.tracking.logger import ResilientMLFlowLogger
 from forecast.tracking.server import REMOTE_RUN_TAG, offline_store
 from tests.runs import experiment, run_train, subprocess_env, train_command, train_in_process
@@ -65,13 +65,16 @@ def test_a_training_run_logs_config_provenance_metrics_plots_checkpoint_and_a_re
     artifacts = artifact_paths(client, run.info.run_id)
     assert {"config.yaml", "data/provenance.json", "data/normalisation.json", "plots/learning_curves.png",
             "plots/rmse_by_lead.png", "plots/validation_maps.png", "tables/validation_scores.csv",
-            "checkpoints/best.ckpt", "model/weights.pt", "model/model.json", "model/data.npz"} <= artifacts
+            "checkpoints/best.ckpt"} <= artifacts
     png = Path(download_artifacts(run_id=run.info.run_id, artifact_path="plots/rmse_by_lead.png",
                                   tracking_uri=mlflow_server.uri, dst_path=str(tmp_path / "dl")))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     version = client.get_model_version_by_alias("logged", "candidate")
     assert version.run_id == run.info.run_id
+    [logged_model] = client.search_logged_models([run.info.experiment_id],
+                                                 filter_string=f"source_run_id = '{run.info.run_id}'")
+    assert version.source == f"models:/{logged_model.model_id}"  # the version is the run's logged model
     score = float(version.tags["val_rmse_normalised"])
     assert score == pytest.approx(run.data.metrics["val/rmse_normalised"], rel=1e-5)
     assert float(version.tags["val_rmse_t2m_K"]) > 0 and version.tags["beats_references"] in {"true", "false"}
@@ -80,7 +83,7 @@ def test_a_training_run_logs_config_provenance_metrics_plots_checkpoint_and_a_re
     # The registered model loads with nothing but the project: weights, network and statistics together.
     folder = download_artifacts(artifact_uri="models:/logged@candidate", tracking_uri=mlflow_server.uri,
                                 dst_path=str(tmp_path / "model"))
-    package = load_package(Path(folder))
+    package = load_folder(Path(folder))  # an MLflow Model folder around the package
     assert package.card.channel_names == ["t2m", "tp"] and package.card.input_steps == 4
     runner = Runner(package)
     times = np.array([[np.datetime64("2000-05-01T00") + np.timedelta64(6 * k, "h") for k in range(8)]])
@@ -119,11 +122,27 @@ def test_ddp_with_two_processes_logs_exactly_one_run(tmp_path, advecting_store, 
 def test_a_request_the_server_refuses_costs_a_warning_not_the_connection(tmp_path, mlflow_server, caplog):
     logger = ResilientMLFlowLogger(run_dir=tmp_path, experiment_name="refusals", tracking_uri=mlflow_server.uri)
     logger.log_hyperparams({"lr": 0.1})
-    logger.log_hyperparams({"lr": 0.2})  # MLflow params are immutable: the server answers 400
+    # params never change: the server answers 400, which is a refusal, not an outage
+    logger.guarded(lambda client, run_id: client.log_param(run_id, "lr", "0.5"))
     logger.log_metrics({"train/loss": 1.5}, step=3)
     assert not logger.offline and "refused a request" in caplog.text
     run = MlflowClient(mlflow_server.uri).get_run(logger.run_id)
     assert run.data.params["lr"] == "0.1" and run.data.metrics["train/loss"] == 1.5
+
+
+def test_a_resume_with_changed_settings_keeps_its_run_and_records_the_change(tmp_path, mlflow_server, caplog):
+    first = ResilientMLFlowLogger(run_dir=tmp_path, experiment_name="resumes", tracking_uri=mlflow_server.uri)
+    first.log_hyperparams({"trainer": {"max_steps": 300}, "optim": {"lr": 0.1}})
+    first.finalize("success")
+    resumed = ResilientMLFlowLogger(run_dir=tmp_path, experiment_name="resumes", tracking_uri=mlflow_server.uri,
+                                    run_id=first.run_id)
+    resumed.log_hyperparams({"trainer": {"max_steps": 30}, "optim": {"lr": 0.1}, "seed": 7})
+    resumed.finalize("failed")  # the resume then fails: the finished run's status stays
+    assert not resumed.offline and "refused" not in caplog.text
+    run = MlflowClient(mlflow_server.uri).get_run(first.run_id)
+    assert run.data.params["trainer/max_steps"] == "300" and run.data.params["seed"] == "7"
+    assert run.data.tags["forecast.resumed.trainer/max_steps"] == "30"
+    assert run.info.status == "FINISHED" and run.data.tags["forecast.resumed.failed"] == "failed"
 
 
 def test_unreachable_server_at_start_stops_before_training(tmp_path, advecting_store, run_cli, monkeypatch):
@@ -151,8 +170,9 @@ def test_offline_fallback_at_start_then_sync_runs_copies_and_registers(tmp_path,
     client = MlflowClient(own_server.uri)
     run = only_run(client, "hpc")
     assert len(client.get_metric_history(run.info.run_id, "val/rmse_normalised")) >= 2
-    assert "model/weights.pt" in artifact_paths(client, run.info.run_id)
-    assert client.get_model_version_by_alias("hpc", "candidate").run_id == run.info.run_id
+    version = client.get_model_version_by_alias("hpc", "candidate")
+    assert version.run_id == run.info.run_id and version.source.startswith("models:/m-")
+    assert client.get_logged_model(version.source.removeprefix("models:/")).source_run_id == run.info.run_id
     assert "Nothing to copy" in run_cli("sync-runs").out  # idempotent
 
 
@@ -190,5 +210,5 @@ def test_server_dying_mid_run_loses_no_metric_and_sync_runs_completes_the_run(tm
     steps_logged = {m.step for m in client.get_metric_history(server_run_id, "train/loss")}
     assert max(steps_logged) >= steps - 2 and min(steps_logged) <= 10  # before and after the outage
     assert run.info.status == "FINISHED"
-    assert {"model/weights.pt", "plots/rmse_by_lead.png"} <= artifact_paths(client, server_run_id)
+    assert "plots/rmse_by_lead.png" in artifact_paths(client, server_run_id)
     assert client.get_model_version_by_alias("outage", "candidate").run_id == server_run_id

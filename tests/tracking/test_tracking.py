@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from forecast.inference.runner import Runner
 from forecast.inference.model_source import load_folder
+from forecast.inference.runner import Runner
 from forecast.tracking.logger import ResilientMLFlowLogger
 from forecast.tracking.server import REMOTE_RUN_TAG, offline_store
 from tests.runs import experiment, run_train, subprocess_env, train_command, train_in_process

@@ -28,9 +28,9 @@ def run_folder(name: str) -> Path:
 
 
 def configured_model(source: str | None, name: str, tracking: TrackingConfig) -> tuple[ModelPackage, str]:
-    """The model ``source`` names (default: the experiment's last training, runs/<name>/model) and its name."""
-    source = source or str(run_folder(name) / "model")
-    return load_model(source, tracking.resolved_uri()), source
+    """The model ``source`` names (default: the experiment's last training, runs/<name>/model) and its name,
+    an alias pinned to its version."""
+    return load_model(source or str(run_folder(name) / "model"), tracking.resolved_uri())
 
 
 def git_commit() -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
@@ -31,6 +32,7 @@ from forecast.tracking.registry import (
     MODEL_ARTIFACT,
 )
 from forecast.tracking.server import check_server, limit_requests, local_artifacts, prepare_local_store
+from forecast.tracking.system import system_metrics
 from forecast.training.build import build_module, network_spec
 from forecast.training.callbacks import AtomicCheckpointIO, RandomState
 from forecast.training.config import ModelConfig, TrainerConfig
@@ -78,7 +80,8 @@ def main(argv: Sequence[str]) -> int:
             warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
             # Checkpoints after the optimiser step are what an exact resume needs.
             warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
-            trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+            with monitored(tracker, objects.tracking, trainer):
+                trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
         keep_best(trainer, module)
     # The scores of the weights that get packaged: the best validation's (a reference's own, untrained).
     trainer.validate(module, datamodule=data, verbose=False)
@@ -86,6 +89,14 @@ def main(argv: Sequence[str]) -> int:
                      objects.tracking.registered_model or cfg.name)
     report(trainer, module, run_dir, tracker, tracked)
     return 0
+
+
+def monitored(tracker: ResilientMLFlowLogger | None, config: TrackingConfig, trainer: pl.Trainer
+              ) -> contextlib.AbstractContextManager:
+    """System metrics sampled into the run while it trains (rank zero only: one record per run)."""
+    if tracker is None or not config.system_metrics_s or trainer.global_rank != 0:
+        return contextlib.nullcontext()
+    return system_metrics(tracker.run_id, tracker.store_uri, config.system_metrics_s, tracker.resumed)
 
 
 def keep_best(trainer: pl.Trainer, module: ForecastModule) -> None:

@@ -26,6 +26,8 @@ class TrackingConfig:
             runs/<name>/offline/ instead of stopping (also: environment FORECAST_OFFLINE_FALLBACK=1);
             `forecast sync-runs` copies it to the server later.
         request_timeout_s: how long one request to the server may take before the run goes offline.
+        system_metrics_s: sample the machine's CPU, memory, disk, network and GPU use into the run every this many
+            seconds while it trains (0: off).
     """
 
     enabled: bool = True
@@ -34,8 +36,11 @@ class TrackingConfig:
     registered_model: str | None = None
     offline_fallback: bool = False
     request_timeout_s: int = 10
+    system_metrics_s: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.system_metrics_s < 0:
+            raise ConfigError(f"tracking.system_metrics_s is {self.system_metrics_s!r}; it must be >= 0 (0: off).")
         if self.request_timeout_s < 1:
             raise ConfigError(f"tracking.request_timeout_s is {self.request_timeout_s!r}; it must be >= 1 (seconds).")
 

@@ -10,6 +10,7 @@ from forecast.atomic import write_then_rename
 from forecast.data.store import StoreInfo, open_store
 from forecast.evaluation.evaluate import Evaluation, evaluate
 from forecast.evaluation.metrics import scores_table
+from forecast.evaluation.results import wb2_results
 from forecast.inference.inputs import from_store
 from forecast.inference.runner import Runner
 from forecast.tracking.record import record
@@ -46,9 +47,9 @@ def main(argv: Sequence[str]) -> int:
 
 def write_outputs(folder: Path, result: Evaluation, info: StoreInfo, source: str) -> None:
     folder.mkdir(parents=True)
-    combined = result.combined()
-    combined.attrs.update(model=source, store=str(info.path), store_content_hash=info.content_hash)
-    combined.to_netcdf(folder / "scores.nc")
+    results = wb2_results(result.scores, result.step, info.channels,
+                          {"model": source, "store": str(info.path), "store_content_hash": info.content_hash})
+    results.to_netcdf(folder / "scores.nc")
     result.table().to_csv(folder / "scores.csv", index=False, float_format="%.6g")
     units = [c.units for c in info.channels]
     rmse = {name: ds["rmse"].values for name, ds in result.scores.items()}

@@ -298,3 +298,18 @@ def test_raw_files_at_another_time_step_are_refused(workdir, trained, run_cli):
     source = raw_files(workdir / "twelve_hourly", freq="12h")
     result = run_cli("predict", "--config", trained.config, "--source", source, "--output", "out")
     assert_one_error_line(result, 3, "time step 12h")
+
+
+def test_scores_nc_follows_the_weatherbench2_result_layout_with_cf_attributes(workdir, trained, run_cli):
+    assert run_cli("evaluate", "--config", trained.config, "--evaluate.thresholds", "{tp: [0.5]}").code == 0
+    with xr.open_dataset(workdir / "runs" / NAME / "evaluation" / "test" / "scores.nc", decode_timedelta=True) as ds:
+        assert ds.attrs["Conventions"] == "CF-1.8"
+        assert ds["t2m"].dims == ("forecast", "metric", "region", "lead_time")
+        assert list(ds["metric"].values) == ["rmse", "mae", "bias", "acc"]
+        assert list(ds["forecast"].values) == ["model", *REFERENCES]
+        assert ds["t2m"].attrs["units"] == "K" and ds["tp"].attrs["units"] == "kg m-2"
+        assert ds["lead_time"].attrs["standard_name"] == "forecast_period"
+        assert list(pd.to_timedelta(ds["lead_time"].values)) == [k * STEP for k in range(1, OUTPUT_STEPS + 1)]
+        assert ds["csi"].dims == ("forecast", "threshold", "lead_time") and ds["threshold_channel"].item() == "tp"
+        rmse = ds["t2m"].sel(metric="rmse", forecast="model", region="domain").values
+        assert np.isfinite(rmse).all() and (rmse > 0).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import yaml
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.strategies import DDPStrategy
@@ -34,7 +36,7 @@ from forecast.tracking.registry import (
 from forecast.tracking.server import check_server, limit_requests, local_artifacts, prepare_local_store
 from forecast.tracking.system import system_metrics
 from forecast.training.build import build_module, network_spec
-from forecast.training.callbacks import AtomicCheckpointIO, RandomState
+from forecast.training.callbacks import AtomicCheckpointIO, RandomState, SlurmRequeue
 from forecast.training.config import ModelConfig, TrainerConfig
 from forecast.training.fitting import fit_references
 from forecast.training.module import ForecastModule
@@ -67,7 +69,8 @@ def main(argv: Sequence[str]) -> int:
     tracker = build_tracker(objects.tracking, cfg.name, run_dir, resumed=checkpoint is not None,
                             kind=objects.model.kind, description=config_description(config))
     started = RunStarted(config, run_dir, tracker)
-    trainer = build_trainer(trainer_config, run_dir, tracker, extra=[started])
+    requeue = SlurmRequeue(run_dir / "checkpoints" / "last.ckpt")
+    trainer = build_trainer(trainer_config, run_dir, tracker, extra=[started, requeue])
     if tracker is not None:
         tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model, info)}
         tracker.log_hyperparams({k: v for k, v in config.items() if k != "ckpt_path"})
@@ -82,6 +85,10 @@ def main(argv: Sequence[str]) -> int:
             warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
             with monitored(tracker, objects.tracking, trainer):
                 trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+        if requeue.requeued:
+            print(f"Requeued at step {trainer.global_step}: {run_dir / 'checkpoints' / 'last.ckpt'} holds it; the "
+                  "requeued job continues with --ckpt_path last, in the same MLflow run.")
+            return 0
         keep_best(trainer, module)
     # The scores of the weights that get packaged: the best validation's (a reference's own, untrained).
     trainer.validate(module, datamodule=data, verbose=False)
@@ -210,10 +217,15 @@ def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None =
         # A whole number of steps counts across epochs, so it may exceed one epoch's batches.
         check_val_every_n_epoch=None if isinstance(config.val_check_interval, int) else 1,
         log_every_n_steps=config.log_every_n_steps, enable_progress_bar=config.enable_progress_bar,
-        callbacks=callbacks, plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
+        callbacks=callbacks, plugins=[AtomicCheckpointIO(), *slurm_environment()], use_distributed_sampler=False,
         logger=[CSVLogger(run_dir, name="logs"), *([tracker] if tracker is not None else [])],
         default_root_dir=run_dir, num_sanity_val_steps=0,
     )
+
+
+def slurm_environment() -> list[SLURMEnvironment]:
+    """Under SLURM, Lightning's environment without its own requeue (``SlurmRequeue`` does it, from last.ckpt)."""
+    return [SLURMEnvironment(auto_requeue=False)] if "SLURM_NTASKS" in os.environ else []
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:

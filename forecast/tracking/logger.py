@@ -55,6 +55,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._remote_run_id: str | None = None
         self._params: dict[str, Any] = {}
         self.offline = False
+        self.keep_open = False  # set when the job is requeued: its run continues in the next job
         if offline:
             self._go_offline("the server was unreachable at start")
 
@@ -143,6 +144,9 @@ class ResilientMLFlowLogger(MLFlowLogger):
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
         if not self._initialized:
+            return
+        if self.keep_open:
+            self.guarded(lambda client, run_id: client.set_tag(run_id, "forecast.requeued", "true"))
             return
         if status != "success" and self.resumed and self._status_before == "FINISHED":
             # A resume that failed does not undo the finished run it continued; it only says it tried.

@@ -14,7 +14,6 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from forecast.atomic import write_then_rename
 from forecast.errors import TrackingError
 from forecast.redact import redact
 from forecast.tracking.config import LOCAL_ARTIFACTS
@@ -98,11 +97,13 @@ def prepare_local_store(uri: str) -> None:
                     path, aside.name)
     if path.exists():
         return
-
-    def create(tmp: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
         MlflowClient(f"sqlite:///{tmp}").search_experiments(max_results=1)  # builds and migrates the schema
-
-    write_then_rename(path, create)
+        with contextlib.suppress(FileExistsError):  # another process (a DDP rank) created it first: use theirs
+            os.link(tmp, path)  # unlike a rename, never replaces a store another process already uses
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def offline_store(run_dir: Path) -> tuple[str, Path]:

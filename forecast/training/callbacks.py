@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import random
+import signal
+import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from forecast.atomic import write_then_rename
+
+log = logging.getLogger(__name__)
 
 
 class RandomState(pl.Callback):
@@ -48,3 +55,42 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         write_then_rename(Path(path), lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(
             checkpoint, tmp, storage_options))
+
+
+class SlurmRequeue(pl.Callback):
+    """SLURM warns a job with a signal before its time limit (``#SBATCH --signal=USR1@120``). Then: save
+    ``last_path`` once the current step is done, requeue the job (``scontrol requeue``) and stop without packaging.
+    The requeued job runs the same ``forecast train … --ckpt_path last`` and continues from that checkpoint, in the
+    same MLflow run (runs/<name>/tracking.json).
+
+    Lightning's own requeue (its SLURM environment's ``auto_requeue``) saves an ``hpc_ckpt`` the project's resume
+    does not read; the train stage turns it off in favour of this one.
+    """
+
+    def __init__(self, last_path: Path, signum: int = signal.SIGUSR1):
+        self.last_path, self.signum = last_path, signum
+        self.asked = self.requeued = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if os.environ.get("SLURM_JOB_ID") and threading.current_thread() is threading.main_thread():
+            signal.signal(self.signum, self._ask)
+
+    def _ask(self, signum: int, frame: object) -> None:
+        self.asked = True
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if not self.asked or self.requeued:
+            return
+        trainer.save_checkpoint(self.last_path)  # every rank takes part; rank zero writes
+        self.requeued = True
+        trainer.should_stop = True
+        for logger in trainer.loggers:  # the run goes on after the requeue: it must not be closed now
+            if hasattr(logger, "keep_open"):
+                logger.keep_open = True
+        if trainer.is_global_zero:
+            job = os.environ["SLURM_JOB_ID"]
+            result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
+            if result.returncode:
+                log.warning("scontrol requeue %s failed (%s): resume by hand with --ckpt_path last.", job,
+                            result.stderr.strip()[:200])

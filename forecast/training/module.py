@@ -131,15 +131,16 @@ class ForecastModule(pl.LightningModule):
             errors.squared = self.trainer.strategy.reduce(errors.squared, reduce_op="sum")
             errors.weight = self.trainer.strategy.reduce(errors.weight, reduce_op="sum")
         model = self._errors[MODEL]
-        # Every rank holds the reduced sums, so every rank logs the same numbers: no sync_dist needed.
-        self.log("val/loss", (model.squared.sum() / model.weight.sum()).float(), prog_bar=True)
+        # Every rank holds the reduced sums, so the values agree; sync_dist averages equal numbers (one cheap
+        # all-reduce), which is what Lightning expects of epoch-level logs under DDP.
+        self.log("val/loss", (model.squared.sum() / model.weight.sum()).float(), prog_bar=True, sync_dist=True)
         skill = self.skill()
         for key, value in skill.metrics().items():
-            self.log(f"val/{key}", value, prog_bar=key == "rmse_normalised")
+            self.log(f"val/{key}", float(value), prog_bar=key == "rmse_normalised", sync_dist=True)
         rmse = model.rmse()  # [T, C] normalised
         for c, (channel, unit) in enumerate(zip(self.hparams.channels, self.hparams.units, strict=True)):
             physical = float(((rmse[:, c] ** 2).mean()).sqrt()) * self.hparams.std[c]
-            self.log(f"val/{channel}_rmse_{unit_label(unit)}", physical)
+            self.log(f"val/{channel}_rmse_{unit_label(unit)}", physical, sync_dist=True)
 
     def skill(self) -> Skill:
         """The last validation's RMSE (normalised) of the model and of every reference."""

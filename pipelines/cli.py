@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from forecast.errors import NO_SPACE, NO_SPACE_EXIT, ForecastError
 from forecast.redact import RedactingFilter, redact
+from pipelines.config import STAGES as EXPERIMENT_STAGES
+from pipelines.config import help_text
 
 STAGES = {
     "synth": "write synthetic CF NetCDF maps (demo, tests, benchmarks)",
@@ -53,7 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stage not in STAGES:
         print(f"error: unknown stage '{stage}'; choose one of: {', '.join(STAGES)}.", file=sys.stderr)
         return 2
+    if stage in EXPERIMENT_STAGES and {"-h", "--help"} & set(rest):
+        print(help_text(stage))  # before the stage's imports: help is instant
+        return 0
     _setup_logging()
+    return _run(stage, rest)
+
+
+def _run(stage: str, rest: list[str]) -> int:
+    """Run one stage; every failure a user can act on ends as one line and its exit code."""
     module = importlib.import_module(f"pipelines.{stage.replace('-', '_')}")
     # After the import: mlflow sets its own level when imported. Creating a store or an experiment is no news.
     logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docstring_parser
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
@@ -50,15 +52,26 @@ class Stage:
     name: str
     top: tuple[str, ...]
     sections: dict[str, tuple[str, ...] | None]  # section -> keys read (None: all)
+    description: str
 
 
 STAGES = {
-    "prepare": Stage("prepare", ("name",), {"data": None, "windows": None}),
+    "prepare": Stage("prepare", ("name",), {"data": None, "windows": None}, """\
+Select, check and normalise raw maps; write one analysis-ready Zarr store.
+Without a config file: forecast prepare --source 'era5/*.nc' --variables t2m,z500 --output stores/era5.zarr
+Shortcuts: --source --variables --output (or --store) --train/--val/--test START/END --overwrite"""),
     "train": Stage("train", ("name", "seed", "ckpt_path"),
                    {"data": ("store",), "windows": None, "model": None, "optim": None, "loader": None,
-                    "trainer": None, "tracking": None}),
-    "evaluate": Stage("evaluate", ("name",), {"data": ("store",), "evaluate": None, "tracking": None}),
-    "predict": Stage("predict", ("name",), {"data": ("store",), "predict": None, "tracking": None}),
+                    "trainer": None, "tracking": None}, """\
+Train a network on the experiment's store (run `forecast prepare` first); scored against every reference.
+Resume after a crash or a kill: --ckpt_path last.  Several GPUs: --trainer.devices 4 --trainer.strategy ddp"""),
+    "evaluate": Stage("evaluate", ("name",), {"data": ("store",), "evaluate": None, "tracking": None}, """\
+Score a model and every reference forecast (persistence, climatology, window mean, damped persistence,
+optical flow where it applies) on a split of the store, in physical units.
+Shortcuts: --model (models:/<name>@<alias>, runs:/<id>/model, a folder or a checkpoint) --split --store"""),
+    "predict": Stage("predict", ("name",), {"data": ("store",), "predict": None, "tracking": None}, """\
+Forecast from the prepared store (or new raw files) for init times: latest, an ISO time, or START/END.
+Shortcuts: --model --init-time --source --output --overwrite --store.  Exit 0: done or nothing to do."""),
 }
 
 # Short flags that work without a config file, rewritten to their full keys before parsing. A converter of
@@ -121,9 +134,9 @@ def _fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def stage_parser(stage: Stage, description: str) -> ArgumentParser:
+def stage_parser(stage: Stage) -> ArgumentParser:
     """The parser of one stage: its top-level keys and sections only."""
-    parser = ArgumentParser(prog=f"forecast {stage.name}", description=description, exit_on_error=False,
+    parser = ArgumentParser(prog=f"forecast {stage.name}", description=stage.description, exit_on_error=False,
                             allow_abbrev=False, default_env=False)
     parser.add_argument("--config", action=ActionConfigFile, help="experiment YAML (configs/<name>.yaml)")
     for key in stage.top:
@@ -214,11 +227,11 @@ def _stage_args(argv: list[str], stage: Stage) -> list[str]:
     return out
 
 
-def parse(stage_name: str, argv: Sequence[str], description: str) -> tuple[ArgumentParser, Namespace, Namespace]:
+def parse(stage_name: str, argv: Sequence[str]) -> tuple[ArgumentParser, Namespace, Namespace]:
     """Parse ``argv`` for a stage into (parser, raw namespace for saving, instantiated objects); ``ConfigError`` on
     any mistake, before any work."""
     stage = STAGES[stage_name]
-    parser = stage_parser(stage, description)
+    parser = stage_parser(stage)
     args = _stage_args(expand_shortcuts(argv, SHORTCUTS.get(stage_name, {})), stage)
     try:
         cfg = parser.parse_args(args)
@@ -245,3 +258,44 @@ def as_dict(cfg: Namespace) -> dict[str, Any]:
     data = cfg.clone()
     data.pop("config", None)
     return data.as_dict()
+
+
+def _key_lines(prefix: str, cls: type, keys: tuple[str, ...] | None, inherited: str = "") -> list[tuple[str, ...]]:
+    """``(--key, default, what it is)`` for each field of ``cls`` (nested settings flattened), from docstrings."""
+    docs = {}
+    for param in docstring_parser.parse(cls.__doc__ or "").params:
+        for name in param.arg_name.split(", "):  # "max_epochs, max_steps: …" documents both
+            docs[name] = " ".join((param.description or "").split())
+    rows: list[tuple[str, ...]] = []
+    hints = typing.get_type_hints(cls)
+    for field_ in dataclasses.fields(cls):
+        if keys is not None and field_.name not in keys:
+            continue
+        text = docs.get(field_.name) or inherited
+        if dataclasses.is_dataclass(hints[field_.name]):
+            rows += _key_lines(f"{prefix}.{field_.name}", hints[field_.name], None, text)
+            continue
+        default = field_.default if field_.default is not dataclasses.MISSING else (
+            field_.default_factory() if field_.default_factory is not dataclasses.MISSING else None)
+        rows.append((f"--{prefix}.{field_.name}", repr(default), text))
+    return rows
+
+
+def help_text(stage_name: str, width: int = 120) -> str:
+    """A stage's help: one line per key it reads: the key, its default, what it is (cut at ``width``)."""
+    stage = STAGES[stage_name]
+    rows: list[tuple[str, ...]] = [
+        ("--config FILE", "", "experiment YAML (configs/<name>.yaml); other stages' sections in it are ignored"),
+        ("--print_config", "", "print the resolved configuration and exit"),
+        *((f"--{key}", repr(TOP_LEVEL[key][1]), TOP_LEVEL[key][2]) for key in stage.top)]
+    lines = [f"usage: forecast {stage.name} [--config FILE] [--key value ...]", "", stage.description, "",
+             *(_row(*row, width) for row in rows)]
+    for section, keys in stage.sections.items():
+        cls, what = SECTIONS[section]
+        lines += ["", f"{section}: {what}", *(_row(*row, width) for row in _key_lines(section, cls, keys))]
+    return "\n".join(lines)
+
+
+def _row(key: str, default: str, text: str, width: int) -> str:
+    line = f"  {key:<32} {default:<14} {text}"
+    return line if len(line) <= width else line[: width - 1] + "…"

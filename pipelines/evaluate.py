@@ -18,13 +18,9 @@ from forecast.verification import BEST, MODEL
 from pipelines.common import configured_model, run_folder
 from pipelines.config import parse
 
-DESCRIPTION = """Score a model and every reference forecast (persistence, climatology, window mean, damped
-persistence, optical flow where it applies) on a split of the store.
-Shortcuts: --model (models:/<name>@<alias>, runs:/<id>/model, a folder or a checkpoint) --split"""
-
 
 def main(argv: Sequence[str]) -> int:
-    _, cfg, objects = parse("evaluate", argv, DESCRIPTION)
+    _, cfg, objects = parse("evaluate", argv)
     settings = objects.evaluate
     folder = run_folder(cfg.name) / "evaluation" / settings.split
     info = open_store(objects.data.store)

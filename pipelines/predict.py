@@ -24,12 +24,10 @@ from pipelines.common import check_name, configured_model
 from pipelines.config import parse
 
 log = logging.getLogger(__name__)
-DESCRIPTION = """Forecast from the prepared store (or new raw files) for init times: latest, an ISO time, or START/END.
-Shortcuts: --model --init-time --source --output --overwrite.  Exit 0: done or nothing to do."""
 
 
 def main(argv: Sequence[str]) -> int:
-    _, cfg, objects = parse("predict", argv, DESCRIPTION)
+    _, cfg, objects = parse("predict", argv)
     settings = objects.predict
     output_dir = Path(settings.output_dir or Path("forecasts") / check_name(cfg.name))
     package, source = configured_model(settings.model, cfg.name, objects.tracking)

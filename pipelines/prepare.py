@@ -10,13 +10,9 @@ from forecast.data.timeaxis import format_time
 from forecast.data.windows import window_inits
 from pipelines.config import as_dict, parse
 
-DESCRIPTION = """Select, check and normalise raw maps; write one analysis-ready Zarr store.
-Without a config file: forecast prepare --source 'era5/*.nc' --variables t2m,z500 --output stores/era5.zarr
-Shortcuts: --source --variables --output --train/--val/--test START/END --overwrite"""
-
 
 def main(argv: Sequence[str]) -> int:
-    _, cfg, objects = parse("prepare", argv, DESCRIPTION)
+    _, cfg, objects = parse("prepare", argv)
     path, windows = prepare(objects.data, objects.windows, settings=as_dict(cfg))
     print(summary(open_store(path), windows, objects.windows.stride))
     return 0

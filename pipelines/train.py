@@ -45,12 +45,10 @@ from pipelines.config import as_dict, parse
 from pipelines.publish import finish
 
 log = logging.getLogger(__name__)
-DESCRIPTION = """Train a network on the experiment's store (run `forecast prepare` first).
-Resume after a crash or a kill: --ckpt_path last.  Several GPUs: --trainer.devices 4 --trainer.strategy ddp"""
 
 
 def main(argv: Sequence[str]) -> int:
-    _, cfg, objects = parse("train", argv, DESCRIPTION)
+    _, cfg, objects = parse("train", argv)
     run_dir = run_folder(cfg.name)
     checkpoint = resolve_checkpoint(cfg.ckpt_path, run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

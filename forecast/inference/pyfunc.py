@@ -36,7 +36,7 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.runner = Runner(load_package(Path(context.artifacts[PACKAGE])))
 
-    def predict(self, context: Any, model_input: dict[str, np.ndarray], params: dict | None = None) -> np.ndarray:
+    def predict(self, context, model_input, params=None):
         return forecast_physical(self.runner, np.asarray(model_input["x"], np.float32),
                                  np.asarray(model_input["init_time"], np.float64))
 

@@ -36,7 +36,7 @@ from forecast.tracking.registry import (
 from forecast.tracking.server import check_server, limit_requests, local_artifacts, prepare_local_store
 from forecast.tracking.system import system_metrics
 from forecast.training.build import build_module, network_spec
-from forecast.training.callbacks import AtomicCheckpointIO, RandomState, SlurmRequeue
+from forecast.training.callbacks import AtomicCheckpointIO, DataWait, RandomState, SlurmRequeue
 from forecast.training.config import ModelConfig, TrainerConfig
 from forecast.training.fitting import fit_references
 from forecast.training.module import ForecastModule
@@ -59,7 +59,8 @@ def main(argv: Sequence[str]) -> int:
     trainer_config, compile_cells = fast_defaults(objects.trainer, objects.model)
     data = ForecastDataModule(info.path, input_steps, output_steps, objects.windows.stride, seed=cfg.seed,
                               batch_size=objects.loader.batch_size, num_workers=objects.loader.num_workers,
-                              cycles=spec.cycles)
+                              cycles=spec.cycles, resident=objects.loader.resident,
+                              prefetch_factor=objects.loader.prefetch_factor)
     data.setup()
     fit = fit_references(data.datasets["train"], torch.from_numpy(info.lat_weights))
     module = build_module(spec, info, input_steps, output_steps, objects.optim, fit, compile_cells)
@@ -67,8 +68,8 @@ def main(argv: Sequence[str]) -> int:
     tracker = build_tracker(objects.tracking, cfg.name, run_dir, resumed=checkpoint is not None,
                             kind=objects.model.kind, description=config_description(config))
     started = RunStarted(config, run_dir, tracker)
-    requeue = SlurmRequeue(run_dir / "checkpoints" / "last.ckpt")
-    trainer = build_trainer(trainer_config, run_dir, tracker, extra=[started, requeue])
+    requeue, waiting = SlurmRequeue(run_dir / "checkpoints" / "last.ckpt"), DataWait()
+    trainer = build_trainer(trainer_config, run_dir, tracker, extra=[started, requeue, waiting])
     if tracker is not None:
         tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model, info)}
         tracker.log_hyperparams({k: v for k, v in config.items() if k != "ckpt_path"})
@@ -92,7 +93,7 @@ def main(argv: Sequence[str]) -> int:
     trainer.validate(module, datamodule=data, verbose=False)
     tracked = finish(trainer, module, info, spec, input_steps, run_dir, tracker,
                      objects.tracking.registered_model or cfg.name)
-    report(trainer, module, run_dir, tracker, tracked)
+    report(trainer, module, run_dir, tracker, {**tracked, "data_wait": waiting.share})
     return 0
 
 
@@ -261,7 +262,8 @@ def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     kind = module.hparams.network["kind"]
     if module.trainable:
-        print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind}")
+        print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind} "
+              f"({tracked.get('data_wait', 0):.1%} of the time waiting for data)")
         print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
     else:
         print(f"Reference {kind}: nothing to train; validated and packaged")

@@ -94,3 +94,15 @@ def advecting_store(tmp_path_factory) -> Path:
     source = str(root / "src" / "*.nc")
     assert cli_main(["prepare", "--source", source, "--variables", "t2m,tp", "--output", str(store)]) == 0
     return store
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run where CUDA is; elsewhere (CI) they are skipped, saying why."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

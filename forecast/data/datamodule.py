@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -15,6 +16,9 @@ from forecast.data.store import StoreInfo, open_store
 from forecast.data.windows import SPLITS
 from forecast.errors import ConfigError
 
+log = logging.getLogger(__name__)
+RESIDENT_SHARE = 0.3  # of the GPU's free memory the maps may take, leaving the rest to the model
+
 
 class ForecastDataModule(pl.LightningDataModule):
     """Loaders of windows from ``store``; each DDP rank reads its own share (see ``EpochSampler``), so the
@@ -27,6 +31,8 @@ class ForecastDataModule(pl.LightningDataModule):
         batch_size: samples per batch on each device.
         num_workers: DataLoader worker processes (0 reads in the training process).
         seed: the training order of every epoch follows from it.
+        resident: hold the splits' maps on the GPU and cut windows there: ``auto`` when they take at most
+            ``RESIDENT_SHARE`` of its free memory; otherwise loaders read from the store into pinned memory.
     """
 
     def __init__(
@@ -39,6 +45,8 @@ class ForecastDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         cycles: Cycles = NO_CYCLES,
+        resident: bool | str = "auto",
+        prefetch_factor: int = 4,
     ):
         super().__init__()
         if batch_size < 1 or num_workers < 0:
@@ -47,6 +55,8 @@ class ForecastDataModule(pl.LightningDataModule):
         self.store = Path(store)
         self.input_steps, self.output_steps, self.stride, self.cycles = input_steps, output_steps, stride, cycles
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.resident, self.prefetch_factor = resident, prefetch_factor
+        self.on_device = False
         self.datasets: dict[str, WindowDataset] = {}
         self._info: StoreInfo | None = None
 
@@ -67,9 +77,23 @@ class ForecastDataModule(pl.LightningDataModule):
                         "shorten the windows or lengthen the split."
                     )
                 self.datasets[split] = dataset
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if not self.on_device and device.type == "cuda" and self._fits(device):
+            for dataset in self.datasets.values():
+                dataset.make_resident(device)
+            self.on_device = True
+            log.info("the splits' maps (%.2f GB) are held on %s: windows are cut there, no loader copies",
+                     sum(d.nbytes() for d in self.datasets.values()) / 1e9, device)
+
+    def _fits(self, device: torch.device) -> bool:
+        if self.resident is not True and self.resident != "auto":
+            return False
+        needed = sum(dataset.nbytes() for dataset in self.datasets.values())
+        free, _ = torch.cuda.mem_get_info(device)
+        return self.resident is True or needed <= RESIDENT_SHARE * free
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        workers = self.num_workers
+        workers = 0 if self.on_device else self.num_workers
         sampler = EpochSampler(len(self.datasets[split]), self.seed, shuffle,
                                resume_at=self._samples_done if shuffle and self.trainer is not None else None)
         return DataLoader(
@@ -83,7 +107,9 @@ class ForecastDataModule(pl.LightningDataModule):
             # forkserver: workers never inherit the parent's dask/zarr threads and locks (fork can deadlock).
             multiprocessing_context="forkserver" if workers else None,
             persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            # Page-locked host batches copy to the GPU asynchronously; workers keep a few batches ready.
+            pin_memory=torch.cuda.is_available() and not self.on_device,
+            prefetch_factor=self.prefetch_factor if workers else None,
         )
 
     def _samples_done(self) -> int:

@@ -32,6 +32,25 @@ class WindowDataset(Dataset):
         self.climatology = torch.from_numpy(np.ascontiguousarray(info.climatology))  # [S, C, H, W]
         self.slot = torch.from_numpy(info.slot.astype(np.int64))  # [time]
         self.forcing = torch.from_numpy(cycles.features(info.times))  # [time, F]
+        self.resident: tuple[int, torch.Tensor] | None = None  # (first position, maps) held on a device
+
+    def span(self) -> tuple[int, int]:
+        """Positions ``[first, stop)`` of the store that this split's windows read."""
+        if not len(self):
+            return 0, 0
+        return int(self.inits.min()) - self.input_steps + 1, int(self.inits.max()) + self.output_steps + 1
+
+    def nbytes(self) -> int:
+        first, stop = self.span()
+        return (stop - first) * int(np.prod(self.reader.shape[1:])) * 4
+
+    def make_resident(self, device: torch.device) -> None:
+        """Hold every map this split reads (and the context tables) on ``device``: windows are then cut there, with
+        no reads, host copies or transfers per batch (a GPU never waits for data when the split fits in it)."""
+        first, stop = self.span()
+        self.resident = (first, torch.from_numpy(self.reader.read(first, stop)).to(device))
+        self.mask, self.climatology = self.mask.to(device), self.climatology.to(device)
+        self.slot, self.forcing = self.slot.to(device), self.forcing.to(device)
 
     def __len__(self) -> int:
         return int(self.inits.size)
@@ -39,7 +58,11 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         init = int(self.inits[index])
         first, stop = init - self.input_steps + 1, init + self.output_steps + 1
-        window = torch.from_numpy(self.reader.read(first, stop))  # [T_in + T_out, C, H, W]
+        if self.resident is None:
+            window = torch.from_numpy(self.reader.read(first, stop))  # [T_in + T_out, C, H, W]
+        else:
+            offset, maps = self.resident
+            window = maps[first - offset: stop - offset]  # a view on the device
         return {
             "x": window[: self.input_steps],
             "y": window[self.input_steps:],

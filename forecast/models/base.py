@@ -21,10 +21,10 @@ InputNorm: TypeAlias = Literal["none", "window"]
 
 @dataclass
 class Context:
-    """What a forecast knows besides the input maps, for each of the ``T_in + horizon`` frames of a window:
+    """What a forecast knows besides the input maps, for each of the ``T_in + output_steps`` frames of a window:
     the climatology of the frame's time and its forcing (time of year, time of day).
 
-    ``climatology`` ``[B, T_in + horizon, C, H, W]`` normalised; ``forcing`` ``[B, T_in + horizon, F]``.
+    ``climatology`` ``[B, T_in + output_steps, C, H, W]`` normalised; ``forcing`` ``[B, T_in + output_steps, F]``.
     """
 
     climatology: Tensor
@@ -35,7 +35,7 @@ class Context:
 
 
 class Forecaster(nn.Module):
-    """Maps an input window ``[B, T_in, C, H, W]`` (and its ``Context``) to a forecast ``[B, horizon, C, H, W]``.
+    """Maps an input window ``[B, T_in, C, H, W]`` (and its ``Context``) to a forecast ``[B, output_steps, C, H, W]``.
 
     Values are in normalised units. Learned subclasses implement :meth:`encode` (consume input frames) and
     :meth:`step` (one recurrent step from the previous frame, returning the change to add). The rollout is
@@ -68,31 +68,31 @@ class Forecaster(nn.Module):
         """One recurrent step from ``frame`` ``[B, C, H, W]``: the change ``[B, C, H, W]`` and the new state."""
         raise NotImplementedError
 
-    def forecast(self, state: State, last: Tensor, horizon: int, base: Tensor | None = None,
+    def forecast(self, state: State, last: Tensor, output_steps: int, base: Tensor | None = None,
                  forcing: Tensor | None = None, target: Tensor | None = None, teacher_forcing: float = 0.0,
                  center: Tensor | None = None) -> Tensor:
-        """Roll out ``horizon`` leads ``[B, horizon, C, H, W]`` from ``state``.
+        """Roll out ``output_steps`` leads ``[B, output_steps, C, H, W]`` from ``state``.
 
-        ``last`` is the last observed frame ``[B, C, H, W]``, the input of lead 1; ``base`` ``[B, horizon, C, H,
-        W]`` the anchors (default: each lead's input frame); ``forcing`` ``[B, horizon, F]`` that of each step's
+        ``last`` is the last observed frame ``[B, C, H, W]``, the input of lead 1; ``base`` ``[B, output_steps, C, H,
+        W]`` the anchors (default: each lead's input frame); ``forcing`` ``[B, output_steps, F]`` that of each step's
         input frame; ``center`` ``[B, C, H, W]`` is subtracted from every frame the layers see. The input of
         lead k+1 is the prediction at lead k or, per sample with probability ``teacher_forcing``, the true
-        frame ``target[:, k]`` (``target``: ``[B, >= horizon - 1, C, H, W]``; pass it only when training).
+        frame ``target[:, k]`` (``target``: ``[B, >= output_steps - 1, C, H, W]``; pass it only when training).
         """
-        check_rollout(last, horizon, target)
+        check_rollout(last, output_steps, target)
         previous, leads = last, []
-        for lead in range(horizon):
+        for lead in range(output_steps):
             seen = previous if center is None else previous - center
             change, state = self.step(seen, state, None if forcing is None else forcing[:, lead])
             prediction = (previous if base is None else base[:, lead]) + change
             leads.append(prediction)
-            if lead + 1 < horizon:
+            if lead + 1 < output_steps:
                 previous = next_input(prediction, target, lead, teacher_forcing)
-        return torch.stack(leads, dim=1)  # [B, horizon, C, H, W]
+        return torch.stack(leads, dim=1)  # [B, output_steps, C, H, W]
 
-    def forward(self, x: Tensor, horizon: int, context: Context | None = None, target: Tensor | None = None,
+    def forward(self, x: Tensor, output_steps: int, context: Context | None = None, target: Tensor | None = None,
                 teacher_forcing: float = 0.0) -> Tensor:
-        """Forecast ``[B, horizon, C, H, W]`` from the input window ``x`` ``[B, T_in, C, H, W]``."""
+        """Forecast ``[B, output_steps, C, H, W]`` from the input window ``x`` ``[B, T_in, C, H, W]``."""
         steps = x.shape[1]
         forcing = None if context is None or not self.forcing_channels else context.forcing
         if self.forcing_channels and (forcing is None or forcing.shape[-1] != self.forcing_channels):
@@ -102,12 +102,12 @@ class Forecaster(nn.Module):
         if self.blend is not None:
             if context is None:
                 raise ValueError("a blended forecaster needs the window's Context (its climatology).")
-            base = self.blend(x, context.climatology, horizon)
+            base = self.blend(x, context.climatology, output_steps)
         center = self.center_of(x)
         seen = x if center is None else x - center[:, None]
         state = self.encode(seen, forcing=None if forcing is None else forcing[:, :steps])
-        rollout_forcing = None if forcing is None else forcing[:, steps - 1: steps - 1 + horizon]
-        return self.forecast(state, x[:, -1], horizon, base, rollout_forcing, target, teacher_forcing, center)
+        rollout_forcing = None if forcing is None else forcing[:, steps - 1: steps - 1 + output_steps]
+        return self.forecast(state, x[:, -1], output_steps, base, rollout_forcing, target, teacher_forcing, center)
 
     def center_of(self, x: Tensor) -> Tensor | None:
         """What ``input_norm`` subtracts from every frame the layers see: the input-window mean ``[B, C, H, W]``."""
@@ -134,17 +134,17 @@ def with_inputs(frames: Tensor, static: Tensor | None, forcing: Tensor | None) -
     return torch.cat(parts, dim=-3) if len(parts) > 1 else frames
 
 
-def check_rollout(last: Tensor, horizon: int, target: Tensor | None) -> None:
+def check_rollout(last: Tensor, output_steps: int, target: Tensor | None) -> None:
     """Reject a rollout request whose shapes cannot work, before any compute."""
-    if horizon < 1:
-        raise ValueError(f"horizon must be at least 1, got {horizon}.")
+    if output_steps < 1:
+        raise ValueError(f"output_steps must be at least 1, got {output_steps}.")
     if last.dim() != 4:
         raise ValueError(f"last must be one frame [B, C, H, W], got shape {tuple(last.shape)}.")
     if target is not None and (
-        target.dim() != 5 or target.shape[1] < horizon - 1 or target.shape[2:] != last.shape[1:]
+        target.dim() != 5 or target.shape[1] < output_steps - 1 or target.shape[2:] != last.shape[1:]
     ):
         raise ValueError(
-            f"target must be [B, >= {horizon - 1}, {', '.join(map(str, last.shape[1:]))}], "
+            f"target must be [B, >= {output_steps - 1}, {', '.join(map(str, last.shape[1:]))}], "
             f"got shape {tuple(target.shape)}."
         )
 

@@ -15,37 +15,37 @@ from forecast.models.base import Context, Forecaster
 REFERENCES = ("persistence", "climatology", "window_mean", "damped_persistence")
 
 
-def persistence(x: Tensor, horizon: int) -> Tensor:
+def persistence(x: Tensor, output_steps: int) -> Tensor:
     """Every lead repeats the last observed frame."""
-    return x[:, -1:].expand(-1, horizon, -1, -1, -1)
+    return x[:, -1:].expand(-1, output_steps, -1, -1, -1)
 
 
-def climatology(x: Tensor, context: Context, horizon: int) -> Tensor:
+def climatology(x: Tensor, context: Context, output_steps: int) -> Tensor:
     """Each lead is the climatology of its valid time's slot (day of year × hour, month, …)."""
     steps = x.shape[1]
-    return context.climatology[:, steps: steps + horizon].to(x.dtype)
+    return context.climatology[:, steps: steps + output_steps].to(x.dtype)
 
 
-def window_mean(x: Tensor, horizon: int) -> Tensor:
+def window_mean(x: Tensor, output_steps: int) -> Tensor:
     """Every lead is the mean of the input window: a smoother that noisy and trending series reward."""
-    return x.mean(dim=1, keepdim=True).expand(-1, horizon, -1, -1, -1)
+    return x.mean(dim=1, keepdim=True).expand(-1, output_steps, -1, -1, -1)
 
 
-def damped_persistence(x: Tensor, context: Context, damping: Tensor, horizon: int) -> Tensor:
+def damped_persistence(x: Tensor, context: Context, damping: Tensor, output_steps: int) -> Tensor:
     """Climatology plus the last anomaly damped per point and lead: ``clim(v) + α[k]·(x_last − clim(t_last))``,
     ``damping`` ``[T_out, C, H, W]`` being α, the anomalies' lag-k regression on the training period."""
     steps = x.shape[1]
     anomaly = x[:, -1] - context.climatology[:, steps - 1].to(x.dtype)  # [B, C, H, W]
-    return climatology(x, context, horizon) + damping[None, :horizon].to(x.dtype) * anomaly[:, None]
+    return climatology(x, context, output_steps) + damping[None, :output_steps].to(x.dtype) * anomaly[:, None]
 
 
-def reference_forecasts(x: Tensor, context: Context, damping: Tensor, horizon: int) -> dict[str, Tensor]:
-    """Every reference's forecast ``[B, horizon, C, H, W]``, by name (``REFERENCES`` order)."""
+def reference_forecasts(x: Tensor, context: Context, damping: Tensor, output_steps: int) -> dict[str, Tensor]:
+    """Every reference's forecast ``[B, output_steps, C, H, W]``, by name (``REFERENCES`` order)."""
     return {
-        "persistence": persistence(x, horizon),
-        "climatology": climatology(x, context, horizon),
-        "window_mean": window_mean(x, horizon),
-        "damped_persistence": damped_persistence(x, context, damping, horizon),
+        "persistence": persistence(x, output_steps),
+        "climatology": climatology(x, context, output_steps),
+        "window_mean": window_mean(x, output_steps),
+        "damped_persistence": damped_persistence(x, context, damping, output_steps),
     }
 
 
@@ -81,14 +81,14 @@ class Reference(Forecaster):
         self.register_buffer("damping", None if damping is None else damping.detach().float().clone(),
                              persistent=False)
 
-    def forward(self, x: Tensor, horizon: int, context: Context | None = None, target: Tensor | None = None,
+    def forward(self, x: Tensor, output_steps: int, context: Context | None = None, target: Tensor | None = None,
                 teacher_forcing: float = 0.0) -> Tensor:
         if self.name == "persistence":
-            return persistence(x, horizon).clone()
+            return persistence(x, output_steps).clone()
         if self.name == "window_mean":
-            return window_mean(x, horizon).clone()
+            return window_mean(x, output_steps).clone()
         if context is None:
             raise ValueError(f"the {self.name} reference needs the window's Context (its climatology).")
         if self.name == "climatology":
-            return climatology(x, context, horizon).clone()
-        return damped_persistence(x, context, self.damping, horizon)
+            return climatology(x, context, output_steps).clone()
+        return damped_persistence(x, context, self.damping, output_steps)

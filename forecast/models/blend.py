@@ -19,8 +19,8 @@ RIDGE = 1e-2
 
 
 class Blend(nn.Module):
-    """``forward(x, climatology, horizon)``: anchors ``[B, horizon, C, H, W]`` from the input window ``x``
-    ``[B, T_in, C, H, W]`` and the climatology of all ``T_in + horizon`` frames ``[B, T_in + horizon, C, H, W]``.
+    """``forward(x, climatology, output_steps)``: anchors ``[B, output_steps, C, H, W]`` from the input window
+    ``x`` ``[B, T_in, C, H, W]`` and the climatology of all ``T_in + output_steps`` frames.
     Starts as persistence until ``fit`` sets the least-squares weights."""
 
     def __init__(self, input_steps: int, output_steps: int, channels: int, damping: Tensor | None = None) -> None:
@@ -40,34 +40,35 @@ class Blend(nn.Module):
         last anomaly."""
         return 2 * self.input_steps + 3
 
-    def design(self, x: Tensor, climatology: Tensor, horizon: int) -> Tensor:
-        """Features ``[B, horizon, C, P, H, W]`` of each lead (P = ``features``)."""
+    def design(self, x: Tensor, climatology: Tensor, output_steps: int) -> Tensor:
+        """Features ``[B, output_steps, C, P, H, W]`` of each lead (P = ``features``)."""
         steps = self.input_steps
-        if x.shape[1] != steps or climatology.shape[1] < steps + horizon or horizon > self.output_steps:
+        if x.shape[1] != steps or climatology.shape[1] < steps + output_steps or output_steps > self.output_steps:
             raise ValueError(f"blend of {steps} input steps and up to {self.output_steps} leads got inputs "
-                             f"{tuple(x.shape)}, climatology {tuple(climatology.shape)} and horizon {horizon}.")
-        inputs = x.transpose(1, 2)[:, None].expand(-1, horizon, -1, -1, -1, -1)  # [B, horizon, C, T_in, H, W]
+                             f"{tuple(x.shape)}, climatology {tuple(climatology.shape)} and {output_steps} leads.")
+        inputs = x.transpose(1, 2)[:, None].expand(-1, output_steps, -1, -1, -1, -1)  # [B, T_out, C, T_in, H, W]
         clim_in = climatology[:, :steps].transpose(1, 2)[:, None].expand_as(inputs)
-        clim_out = climatology[:, steps: steps + horizon, :, None]  # [B, horizon, C, 1, H, W]
+        clim_out = climatology[:, steps: steps + output_steps, :, None]  # [B, output_steps, C, 1, H, W]
         ones = torch.ones_like(clim_out)
-        return torch.cat([inputs, clim_out, clim_in, ones, self._damped(x, climatology, horizon)[:, :, :, None]], dim=3)
+        damped = self._damped(x, climatology, output_steps)[:, :, :, None]  # [B, T_out, C, 1, H, W]
+        return torch.cat([inputs, clim_out, clim_in, ones, damped], dim=3)
 
-    def _damped(self, x: Tensor, climatology: Tensor, horizon: int) -> Tensor:
-        """``α[k]·(x_T − clim(t_T))`` ``[B, horizon, C, H, W]`` (zero without damping coefficients)."""
+    def _damped(self, x: Tensor, climatology: Tensor, output_steps: int) -> Tensor:
+        """``α[k]·(x_T − clim(t_T))`` ``[B, output_steps, C, H, W]`` (zero without damping coefficients)."""
         anomaly = x[:, -1] - climatology[:, self.input_steps - 1]  # [B, C, H, W]
         if self.damping is None:
-            return torch.zeros_like(anomaly)[:, None].expand(-1, horizon, -1, -1, -1)
-        return self.damping[None, :horizon].to(x.dtype) * anomaly[:, None]
+            return torch.zeros_like(anomaly)[:, None].expand(-1, output_steps, -1, -1, -1)
+        return self.damping[None, :output_steps].to(x.dtype) * anomaly[:, None]
 
-    def forward(self, x: Tensor, climatology: Tensor, horizon: int) -> Tensor:
+    def forward(self, x: Tensor, climatology: Tensor, output_steps: int) -> Tensor:
         steps = self.input_steps
-        weight = self.weight[:horizon].to(x.dtype)  # [horizon, C, P]
+        weight = self.weight[:output_steps].to(x.dtype)  # [output_steps, C, P]
         # The design matrix is never built here: the blend is three contractions over the window's frames.
         base = torch.einsum("kci,bichw->bkchw", weight[..., :steps], x)
-        base = base + weight[None, :, :, steps, None, None] * climatology[:, steps: steps + horizon]
+        base = base + weight[None, :, :, steps, None, None] * climatology[:, steps: steps + output_steps]
         base = base + torch.einsum("kci,bichw->bkchw", weight[..., steps + 1: 2 * steps + 1], climatology[:, :steps])
         base = base + weight[None, :, :, 2 * steps + 1, None, None]
-        return base + weight[None, :, :, -1, None, None] * self._damped(x, climatology, horizon)
+        return base + weight[None, :, :, -1, None, None] * self._damped(x, climatology, output_steps)
 
     def normal_equations(self, x: Tensor, climatology: Tensor, y: Tensor, weights: Tensor
                          ) -> tuple[Tensor, Tensor, Tensor]:

@@ -47,15 +47,15 @@ def unsuitable(step_days: float, mask: np.ndarray, input_steps: int) -> str | No
     return None
 
 
-def optical_flow(x: Tensor, horizon: int, periodic: bool) -> Tensor:
-    """Extrapolated forecast ``[B, horizon, C, H, W]`` of the input window ``x`` ``[B, T_in, C, H, W]``."""
+def optical_flow(x: Tensor, output_steps: int, periodic: bool) -> Tensor:
+    """Extrapolated forecast ``[B, output_steps, C, H, W]`` of the input window ``x`` ``[B, T_in, C, H, W]``."""
     dense_lucaskanade, extrapolate = _pysteps()
     frames = x[:, -MOTION_FRAMES:].detach().double().cpu().numpy()  # [B, T, C, H, W]
     width = frames.shape[-1]
     pad = width // 4 if periodic else 0
     if pad:
         frames = np.concatenate([frames[..., -pad:], frames, frames[..., :pad]], axis=-1)
-    out = np.empty((frames.shape[0], horizon, frames.shape[2], *frames.shape[-2:]))
+    out = np.empty((frames.shape[0], output_steps, frames.shape[2], *frames.shape[-2:]))
     for b in range(frames.shape[0]):
         for c in range(frames.shape[2]):
             series = frames[b, :, c]  # [T, H, W']
@@ -63,7 +63,7 @@ def optical_flow(x: Tensor, horizon: int, periodic: bool) -> Tensor:
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 motion = dense_lucaskanade(series, verbose=False)
-                moved = extrapolate(series[-1], motion, horizon)  # [horizon, H, W'], NaN where advected in
+                moved = extrapolate(series[-1], motion, output_steps)  # [output_steps, H, W'], NaN where advected in
             out[b, :, c] = np.where(np.isfinite(moved), moved, series[-1])
     if pad:
         out = out[..., pad: pad + width]

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,35 @@ class SlurmRequeue(pl.Callback):
             if result.returncode:
                 log.warning("scontrol requeue %s failed (%s): resume by hand with --ckpt_path last.", job,
                             result.stderr.strip()[:200])
+
+
+class DataWait(pl.Callback):
+    """How much of a training step is spent waiting for its batch: the time from one step's end to the next one's
+    start (reading, collating, copying to the device) against the whole. Logged as ``train/data_wait_share``.
+
+    On a GPU the step's end is synchronised first, or the asynchronous kernels would be counted as waiting."""
+
+    def __init__(self) -> None:
+        self.waiting = self.stepping = 0.0
+        self._ended: float | None = None
+        self._started = 0.0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self._started = time.perf_counter()
+        if self._ended is not None:
+            self.waiting += self._started - self._ended
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        self._ended = time.perf_counter()
+        self.stepping += self._ended - self._started
+        if trainer.global_step % trainer.log_every_n_steps == 0:
+            pl_module.log("train/data_wait_share", self.share, batch_size=1)
+
+    @property
+    def share(self) -> float:
+        """Share of the time since the first step spent waiting for batches."""
+        return self.waiting / max(self.waiting + self.stepping, 1e-12)

@@ -85,14 +85,20 @@ class LoaderConfig:
     Args:
         batch_size: samples per batch on each device.
         num_workers: DataLoader worker processes (0 reads in the training process).
+        resident: on a GPU, hold the splits' maps in its memory and cut windows there (``auto``: when they fit in
+            30 % of its free memory); otherwise workers read into pinned memory.
+        prefetch_factor: batches each worker keeps ready.
     """
 
     batch_size: int = 8
     num_workers: int = 0
+    resident: bool | Literal["auto"] = "auto"
+    prefetch_factor: int = 4
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "loader.batch_size", self.batch_size, "a whole number >= 1")
         require(self.num_workers >= 0, "loader.num_workers", self.num_workers, ">= 0")
+        require(self.prefetch_factor >= 1, "loader.prefetch_factor", self.prefetch_factor, "a whole number >= 1")
 
 
 @dataclass

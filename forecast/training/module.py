@@ -53,8 +53,8 @@ class ForecastModule(pl.LightningModule):
         self.trainable = any(p.requires_grad for p in net.parameters())
         self._errors: dict[str, LeadErrors] = {}
 
-    def forward(self, x: Tensor, context: Context, horizon: int | None = None) -> Tensor:
-        return self.net(x, horizon or self.hparams.output_steps, context)
+    def forward(self, x: Tensor, context: Context, output_steps: int | None = None) -> Tensor:
+        return self.net(x, output_steps or self.hparams.output_steps, context)
 
     def teacher_forcing(self) -> float:
         o = self.optim

@@ -13,10 +13,10 @@ import torch
 from tests.runs import experiment, run_train, subprocess_env, train_command
 
 EPOCH = 15  # batches per epoch
-TRAINER = {"max_steps": 120, "limit_train_batches": EPOCH, "val_check_interval": 10, "limit_val_batches": 2,
+TRAINER = {"max_steps": 60, "limit_train_batches": EPOCH, "val_check_interval": 10, "limit_val_batches": 2,
            "checkpoint_every_n_steps": 7, "deterministic": True}
 MODEL = {"kind": "convlstm", "options": {"hidden": [8, 8]}}
-SECTIONS = {"model": MODEL, "trainer": TRAINER, "optim": {"teacher_forcing_start": 0.5, "teacher_forcing_steps": 100}}
+SECTIONS = {"model": MODEL, "trainer": TRAINER, "optim": {"teacher_forcing_start": 0.5, "teacher_forcing_steps": 50}}
 
 
 def checkpoint_step(path: Path) -> int:

@@ -18,10 +18,11 @@ under autocast; ``bf16_channels_last``; ``bf16_compiled_cell`` (``net.compile_ce
 (``torch.compile(mode="reduce-overhead")``: CUDA graphs); ``bf16_fused_adamw`` (compiled cells + ``AdamW(fused=True)``).
 Every variant: AdamW, MSE against a random target, warm-up steps untimed, the median of the timed steps reported.
 
-FLOPs are counted once per config, batch and network with ``torch.utils.flop_counter.FlopCounterMode`` over one
-forward + backward on the meta device (no memory, no time): the convolutions each network actually runs, 2 FLOPs per
-multiply-add. On CPU the full sizes take minutes per step, so ``--quick`` (shrunk grids, 16 hidden channels, 4 → 4
-steps) is the default there unless ``--full`` is given; that is what ``make bench`` runs.
+FLOPs are counted once per config and network with ``torch.utils.flop_counter.FlopCounterMode`` over one forward +
+backward of one sample on the meta device (no memory, no time; every convolution's count is proportional to the
+batch): the convolutions each network actually runs, 2 FLOPs per multiply-add. On CPU the full sizes take minutes
+per step, so ``--quick`` (shrunk grids, 16 hidden channels, 4 → 4 steps) is the default there unless ``--full`` is
+given; that is what ``make bench`` runs.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch._dynamo.utils import counters
 from torch.autograd import DeviceType
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -87,7 +89,7 @@ VARIANTS = {
     "bf16": "ours, autocast bf16, eager",
     "bf16_channels_last": "ours, bf16, weights and per-frame inputs in channels_last",
     "bf16_compiled_cell": "ours, bf16, net.compile_cells(dynamic=True): inductor on each cell's step functions",
-    "bf16_graphs": "ours, bf16, torch.compile(mode='reduce-overhead', dynamic=True): CUDA graphs",
+    "bf16_graphs": "ours, bf16, CUDA graphs: compile_cells(mode='reduce-overhead'), else torch.compile of the net",
     "bf16_fused_adamw": "ours, bf16, compiled cells as bf16_compiled_cell, AdamW(fused=True)",
 }
 # Run order: the CUDA-graph variant last, since torch._dynamo.reset() (which frees its graphs' memory pools) also
@@ -363,7 +365,9 @@ def build_step(variant: str, config: Config, batch: int, settings: Settings, pee
             net.compile_cells(mode="reduce-overhead", dynamic=True)
             note = "CUDA graphs per cell call: compile_cells(mode='reduce-overhead', dynamic=True)"
         else:  # the whole forward (its time loop unrolled) and its backward, each one graph
-            model = torch.compile(net, mode="reduce-overhead", dynamic=True)
+            # Not dynamic=True: inductor then fails on the symbolic pad-to-a-multiple-of-p (InductorError, torch
+            # 2.13); the default marks only the batch dynamic, at the second batch size.
+            model = torch.compile(net, mode="reduce-overhead")
             note = "CUDA graphs of the whole forward and backward: torch.compile(net, mode='reduce-overhead')"
     fused = variant == "bf16_fused_adamw"
     optimizer = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, fused=fused or None)
@@ -438,7 +442,10 @@ def run_row(variant: str, config: Config, batch: int, settings: Settings, peer: 
     except torch.cuda.OutOfMemoryError:
         status = "OOM"
     except Exception as exc:  # a variant that does not run is a result too; the other rows go on
-        status = "error: " + (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:200]
+        text = f"{type(exc).__name__}: {exc}"
+        # cuDNN, cuBLAS and inductor report some allocation failures as plain RuntimeErrors.
+        out_of_memory = "out of memory" in text.lower() or "ALLOC_FAILED" in text
+        status = "OOM" if out_of_memory else "error: " + (text.splitlines() or [""])[0][:200]
     else:
         # Compiled code and recorded CUDA graphs stay for the next batch: dynamic shapes reuse the one and the
         # graph trees' shared memory pool serves every batch's recordings (dropping them would mean recompiling).
@@ -642,7 +649,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915 (one linear driver reads best as o
     rows: list[Row] = []
     notes: list[str] = []
     profile_text = ""
-    flops_cache: dict[tuple[str, str, int], int] = {}
+    flops_per_sample: dict[tuple[str, str], int] = {}
 
     def report() -> str:
         text = render(header, rows, configs, notes, profile_text)
@@ -659,21 +666,23 @@ def main() -> None:  # noqa: PLR0912, PLR0915 (one linear driver reads best as o
                 notes.append(f"{config.label}: {variant} skipped: needs CUDA")
                 print(f"{config.label} {variant}: skipped: needs CUDA", flush=True)
                 continue
+            skips_before = counters["inductor"].get("cudagraph_skips", 0)
             for batch in batch_sizes(args, device):
                 if args.time_limit and time.perf_counter() - started > args.time_limit:
                     notes.append(f"{config.label}: {variant} from batch {batch} on not run: --time-limit reached")
                     break
                 network = "openstl" if variant == "openstl" else "ours"
-                key = (network, config.name, batch)
-                if key not in flops_cache:
-                    flops_cache[key] = training_flops(network, config, batch, peer)
-                row = run_row(variant, config, batch, settings, peer, flops_cache[key], reference)
+                if (network, config.name) not in flops_per_sample:
+                    # Every convolution's FLOPs are proportional to the batch: one count per network and grid.
+                    flops_per_sample[network, config.name] = training_flops(network, config, 1, peer)
+                flops = batch * flops_per_sample[network, config.name]
+                row = run_row(variant, config, batch, settings, peer, flops, reference)
                 if (variant == "bf16_graphs" and row.status.startswith("error") and settings.graphs_scope == "cells"
                         and not any(r.variant == variant and r.status == "ok" for r in rows)):
                     # Whichever runs: CUDA graphs of each cell's steps, else of the whole forward and backward.
                     notes.append(f"{config.label}: bf16_graphs per cell failed ({row.status}); ran the whole model")
                     settings = replace(settings, graphs_scope="model")
-                    row = run_row(variant, config, batch, settings, peer, flops_cache[key], reference)
+                    row = run_row(variant, config, batch, settings, peer, flops, reference)
                 rows.append(row)
                 shown = (f"{row.samples_per_s:.1f} samples/s, {row.tflops:.2f} TFLOP/s, {row.peak_gib:.2f} GiB"
                          if row.status == "ok" else row.status)
@@ -686,6 +695,11 @@ def main() -> None:  # noqa: PLR0912, PLR0915 (one linear driver reads best as o
                 ran = [r for r in rows if r.variant == variant and r.config == config.name and r.note]
                 if ran:
                     notes.append(f"{config.label}: bf16_graphs ran as: {ran[-1].note}")
+                # Inductor falls back to plain compiled code, silently, for a graph it cannot capture.
+                skips = counters["inductor"].get("cudagraph_skips", 0) - skips_before
+                if skips:
+                    notes.append(f"{config.label}: bf16_graphs: inductor skipped CUDA graphs for {skips} compiled "
+                                 "graph(s) (run with TORCH_LOGS=perf_hints for the reasons)")
             release(device, compiled_state=variant == "bf16_graphs")
         # The profile right after the WeatherBench grid (or the first grid), before the larger one can use up
         # the time limit.

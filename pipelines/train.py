@@ -91,8 +91,9 @@ def main(argv: Sequence[str]) -> int:
         keep_best(trainer, module)
     # The scores of the weights that get packaged: the best validation's (a reference's own, untrained).
     trainer.validate(module, datamodule=data, verbose=False)
+    # finish and report run on rank zero only; the other ranks get None and print nothing.
     tracked = finish(trainer, module, info, spec, input_steps, run_dir, tracker,
-                     objects.tracking.registered_model or cfg.name)
+                     objects.tracking.registered_model or cfg.name) or {}
     report(trainer, module, run_dir, tracker, {**tracked, "data_wait": waiting.share})
     return 0
 

@@ -41,6 +41,10 @@ def limit_requests(timeout_s: int) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    # MLflow prints run and model URLs with the tracking URI in them, credentials included; the stages print
+    # their own summary, with the URI redacted.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_PRINT_MODEL_URLS_ON_CREATION", "false")
 
 
 def server_reachable(uri: str, timeout_s: float) -> bool:

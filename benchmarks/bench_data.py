@@ -92,11 +92,11 @@ def loader_reads(dataset: WindowDataset, workers: int, batch_size: int) -> float
 def bench_windows(work: Path, args: argparse.Namespace) -> None:
     spec = SyntheticSpec(n_times=args.window_steps, n_lat=64, n_lon=128, variables=("t2m", "tp", "u10"), freq="6h")
     write_synthetic(work / "win_src", spec, n_files=4)
-    store = prepare(
+    store, _ = prepare(
         DataConfig(
             source=str(work / "win_src" / "*.nc"),
             variables=list(spec.variables),
-            output=str(work / "win.zarr"),
+            store=str(work / "win.zarr"),
             chunk_mb=args.chunk_mb,
         )
     )
@@ -105,12 +105,12 @@ def bench_windows(work: Path, args: argparse.Namespace) -> None:
     order = np.random.default_rng(0).permutation(len(dataset))
     window_mb = 24 * np.prod(info.shape[1:]) * 4 / 2**20
     dataset_reads(dataset, order[:50])  # page cache warm for both readers
-    starts = dataset.starts[order]
+    starts = dataset.inits[order] - dataset.input_steps + 1  # a window's first step
     fromfile, memmap = raw_fromfile(dataset.reader, starts, 24), raw_memmap(dataset.reader, starts, 24)
     raw = max(fromfile, memmap)
     served = dataset_reads(dataset, order)
     print(
-        f"(a) windows: store {info.shape} float32, chunk {info.chunk_steps} steps ({args.chunk_mb} MB), "
+        f"(a) windows: store {info.shape} float32, chunk {dataset.reader.chunk_steps} steps ({args.chunk_mb} MB), "
         f"window 12+12 steps = {window_mb:.2f} MB, {len(order)} random windows, page cache warm"
     )
     print(f"    raw: numpy.fromfile of the chunks  {fromfile:9.0f} windows/s  {fromfile * window_mb:7.0f} MB/s")
@@ -147,7 +147,7 @@ def bench_prepare(work: Path, args: argparse.Namespace) -> None:
         f"resource.setrlimit(resource.RLIMIT_DATA, ({cap}, {cap}))\n"
         "from forecast.data.config import DataConfig\nfrom forecast.data.prepare import prepare\n"
         f"cfg = DataConfig(source={str(source / '*.nc')!r}, variables={list(variables)!r}, "
-        f"output={str(work / 'big.zarr')!r}, chunk_mb={args.chunk_mb})\n"
+        f"store={str(work / 'big.zarr')!r}, chunk_mb={args.chunk_mb})\n"
         "t = time.perf_counter(); prepare(cfg); print(json.dumps({'seconds': time.perf_counter() - t}))\n"
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -46,7 +46,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def timed_training(work: Path, name: str, steps: int, tracking: dict) -> float:
     config = {
-        "name": name, "data": {"output": str(work / "store.zarr")}, "windows": {"input_steps": 4, "output_steps": 4},
+        "name": name, "data": {"store": str(work / "store.zarr")}, "windows": {"input_steps": 4, "output_steps": 4},
         "model": {"options": {"hidden": [16, 16]}}, "loader": {"batch_size": 8},
         "trainer": {"accelerator": "cpu", "max_steps": steps, "val_check_interval": 50, "limit_val_batches": 4,
                     "enable_progress_bar": False},
@@ -69,7 +69,7 @@ def main() -> None:
         work = Path(tmp)
         write_synthetic(work / "src", SyntheticSpec(n_times=600, n_lat=16, n_lon=32), n_files=2)
         source = str(work / "src" / "*.nc")
-        prepare(DataConfig(source=source, variables=["t2m", "tp"], output=str(work / "store.zarr")))
+        prepare(DataConfig(source=source, variables=["t2m", "tp"], store=str(work / "store.zarr")))
         server, uri = start_server(work)
         variants = {"tracking off": {"enabled": False}, "sqlite:///mlflow.db": {"enabled": True},
                     "mlflow server (127.0.0.1)": {"enabled": True, "uri": uri}}

@@ -14,6 +14,7 @@ calendar. Output: ``[N, T_out, C, H, W]`` float32 in physical units, NaN where t
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,20 @@ PACKAGE = "package"  # the package's folder among the MLflow Model's artifacts
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
 
 
-class ForecastModel(mlflow.pyfunc.PythonModel):
-    """``predict({"x": …, "init_time": …})`` → forecasts in physical units (see the module docstring)."""
+with warnings.catch_warnings(record=True):
+    # MLflow asks for type hints on predict (a warning it emits under its own "once" filter, hence recorded
+    # here rather than filtered); its type-hint schemas cannot say "a dict of named tensors", which the
+    # signature (TensorSpec x and init_time) says and MLflow validates instead.
 
-    def load_context(self, context: Any) -> None:
-        self.runner = Runner(load_package(Path(context.artifacts[PACKAGE])))
+    class ForecastModel(mlflow.pyfunc.PythonModel):
+        """``predict({"x": …, "init_time": …})`` → forecasts in physical units (see the module docstring)."""
 
-    def predict(self, context, model_input, params=None):
-        return forecast_physical(self.runner, np.asarray(model_input["x"], np.float32),
-                                 np.asarray(model_input["init_time"], np.float64))
+        def load_context(self, context: Any) -> None:
+            self.runner = Runner(load_package(Path(context.artifacts[PACKAGE])))
+
+        def predict(self, context, model_input, params=None):
+            return forecast_physical(self.runner, np.asarray(model_input["x"], np.float32),
+                                     np.asarray(model_input["init_time"], np.float64))
 
 
 def init_times_from_hours(hours: np.ndarray, calendar: str) -> np.ndarray:

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException, RestException
 from forecast.errors import first_line
 from forecast.redact import redact, without_credentials
 from forecast.tracking.server import (
+    EXPERIMENT_KIND,
     REMOTE_RUN_TAG,
     REMOTE_URI_TAG,
     TRACKING_ERRORS,
@@ -126,6 +127,8 @@ class ResilientMLFlowLogger(MLFlowLogger):
         run = client.get_run(run_id)
         if self._status_before is None:
             self._status_before = run.info.status
+        if EXPERIMENT_KIND[0] not in client.get_experiment(run.info.experiment_id).tags:
+            client.set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)  # Lightning created it untagged
         logged = run.data.params
         new = [Param(key, value) for key, value in flat.items() if key not in logged]
         changed = [RunTag(f"{RESUMED_TAG}.{key}", value) for key, value in flat.items()

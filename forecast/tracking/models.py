@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelStatus
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model
 
 MODEL_NAME = "model"
@@ -26,6 +26,8 @@ def log_model_folder(client: MlflowClient, run_id: str, folder: Path) -> str:
         client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
         raise
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    # The run's output: what its page lists under "Logged models", as mlflow.<flavor>.log_model records it.
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
     return model.model_id
 
 

@@ -21,6 +21,8 @@ from forecast.tracking.config import LOCAL_ARTIFACTS
 log = logging.getLogger(__name__)
 REMOTE_URI_TAG = "forecast.remote_uri"  # on an offline run: the server it was meant for
 REMOTE_RUN_TAG = "forecast.remote_run_id"  # … and its run there, when it had one
+# The MLflow UI opens an experiment of this kind in its model-training view (runs, metrics, models), not GenAI's.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 SYNCED_TAG = "forecast.synced"  # on an offline run copied by sync-runs: the server run it became
 # What a tracking call raises when the server is down, slow or refusing: never a reason to lose a training.
 TRACKING_ERRORS = (MlflowException, requests.RequestException, OSError)
@@ -122,4 +124,4 @@ def local_experiment(client: MlflowClient, name: str, artifacts: Path | None) ->
     if experiment is not None and experiment.lifecycle_stage != "deleted":
         return experiment.experiment_id
     location = artifacts.resolve().as_uri() if artifacts is not None else None
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))

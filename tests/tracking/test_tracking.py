@@ -76,6 +76,9 @@ def test_a_training_run_logs_config_provenance_metrics_plots_checkpoint_and_a_re
     [logged_model] = client.search_logged_models([run.info.experiment_id],
                                                  filter_string=f"source_run_id = '{run.info.run_id}'")
     assert version.source == f"models:/{logged_model.model_id}"  # the version is the run's logged model
+    assert [m.model_id for m in run.outputs.model_outputs] == [logged_model.model_id]  # listed on the run page
+    # the UI opens the experiment in its model-training view
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     score = float(version.tags["val_rmse_normalised"])
     assert score == pytest.approx(run.data.metrics["val/rmse_normalised"], rel=1e-5)
     assert float(version.tags["val_rmse_t2m_K"]) > 0 and version.tags["beats_references"] in {"true", "false"}

@@ -67,7 +67,8 @@ def record_run(objects: Namespace, name: str, source: str, package: ModelPackage
         manifest = {"model": source, "init_times": [first, last], "written": [str(p) for p in result.written],
                     "skipped": [str(p) for p in result.skipped], "zarr": str(result.zarr) if result.zarr else None}
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        record(objects.tracking, objects.tracking.experiment or name, run_name="predict",
+        experiment = objects.tracking.experiment or name
+        record(objects.tracking, experiment, run_name=f"{experiment}-predict-{first}",
                tags={"forecast.stage": "predict", "forecast.model_run_id": str(package.card.training.get("run_id"))},
                params={"model": source, "init_times": f"{first}/{last}", "files": str(len(result.written)),
                        "output_dir": str(result.written[0].parent)},

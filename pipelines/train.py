@@ -40,6 +40,7 @@ from forecast.training.callbacks import AtomicCheckpointIO, DataWait, RandomStat
 from forecast.training.config import ModelConfig, TrainerConfig
 from forecast.training.fitting import fit_references
 from forecast.training.module import ForecastModule
+from forecast.training.progress import ProgressLines, wants_lines
 from pipelines.common import git_commit, run_folder
 from pipelines.config import as_dict, parse
 from pipelines.publish import finish
@@ -203,6 +204,9 @@ def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None =
                         every_n_train_steps=config.checkpoint_every_n_steps, enable_version_counter=False),
         RandomState(),
     ]
+    progress_lines = config.enable_progress_bar and wants_lines()
+    if progress_lines:
+        callbacks.append(ProgressLines())
     if config.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=config.early_stopping_patience))
     strategy = config.strategy
@@ -216,7 +220,8 @@ def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None =
         limit_val_batches=config.limit_val_batches, val_check_interval=config.val_check_interval,
         # A whole number of steps counts across epochs, so it may exceed one epoch's batches.
         check_val_every_n_epoch=None if isinstance(config.val_check_interval, int) else 1,
-        log_every_n_steps=config.log_every_n_steps, enable_progress_bar=config.enable_progress_bar,
+        log_every_n_steps=config.log_every_n_steps,
+        enable_progress_bar=config.enable_progress_bar and not progress_lines,
         callbacks=callbacks, plugins=[AtomicCheckpointIO(), *slurm_environment()], use_distributed_sampler=False,
         logger=[CSVLogger(run_dir, name="logs"), *([tracker] if tracker is not None else [])],
         default_root_dir=run_dir, num_sanity_val_steps=0,

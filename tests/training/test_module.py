@@ -13,6 +13,7 @@ from forecast.training.build import build_module, network_spec
 from forecast.training.config import ModelConfig, OptimConfig
 from forecast.training.fitting import fit_references
 from forecast.training.module import ForecastModule
+from forecast.training.progress import ProgressLines
 
 
 class GradientNorms(pl.Callback):
@@ -26,7 +27,8 @@ class GradientNorms(pl.Callback):
         self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
 
 
-def fit(store, steps: int, input_steps: int = 4, **optim) -> tuple[ForecastModule, GradientNorms, pl.Trainer]:
+def fit(store, steps: int, input_steps: int = 4, callbacks: tuple = (), val_check_interval: int | None = None,
+        **optim) -> tuple[ForecastModule, GradientNorms, pl.Trainer]:
     spec = network_spec(ModelConfig(options={"hidden": [4]}), open_store(store))
     data = ForecastDataModule(store, input_steps, 4, batch_size=4, cycles=spec.cycles)
     data.setup()
@@ -35,7 +37,9 @@ def fit(store, steps: int, input_steps: int = 4, **optim) -> tuple[ForecastModul
     norms = GradientNorms()
     trainer = pl.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=2, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[norms], use_distributed_sampler=False, num_sanity_val_steps=0)
+                         callbacks=[norms, *callbacks], use_distributed_sampler=False, num_sanity_val_steps=0,
+                         val_check_interval=val_check_interval,
+                         check_val_every_n_epoch=None if val_check_interval else 1)
     trainer.fit(module, datamodule=data)
     return module, norms, trainer
 
@@ -80,3 +84,14 @@ def test_sampler_resumes_after_the_samples_done_then_runs_whole_epochs(done):
     assert second == list(fresh) and sorted(second) == list(range(12))
     fresh.set_epoch(1)
     assert list(fresh) != second and sorted(fresh) == list(range(12))
+
+
+def test_progress_lines_report_steps_and_validations_for_a_log_file(advecting_store, capsys):
+    fit(advecting_store, 4, callbacks=(ProgressLines(every_s=0),), val_check_interval=2)
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line for line in lines if line.startswith("  step ")]
+    assert steps[0].startswith("  step 1/4 (25%), epoch 0, loss ") and "steps/s, about " in steps[0]
+    assert steps[-1].startswith("  step 4/4 (100%)")
+    validations = [line for line in lines if line.startswith("  validation at step ")]
+    assert [v.split(":")[0] for v in validations] == ["  validation at step 2", "  validation at step 4"]
+    assert "rmse_normalised 0." in validations[0] and "skill_vs_best_reference " in validations[0]

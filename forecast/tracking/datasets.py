@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from mlflow import MlflowClient
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
@@ -14,6 +16,10 @@ def log_dataset(client: MlflowClient, run_id: str, name: str, digest: str, sourc
                 splits: dict[str, str]) -> None:
     """Log the store as the run's training input: ``digest`` (the store's data hash) identifies the data,
     ``source`` (the raw files it was prepared from) where it came from, each split's period a tag."""
-    dataset = MetaDataset(resolve_dataset_source(source), name=name, digest=digest)
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source once per scheme ("" and "file"), then warns that a path
+        # matches both: the two are one class of source.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple")
+        dataset = MetaDataset(resolve_dataset_source(source), name=name, digest=digest)
     tags = [InputTag(CONTEXT_TAG, "training"), *(InputTag(f"split.{k}", v) for k, v in splits.items())]
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])

@@ -47,6 +47,8 @@ def limit_requests(timeout_s: int) -> None:
     # their own summary, with the URI redacted.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_PRINT_MODEL_URLS_ON_CREATION", "false")
+    # Progress bars of each artifact transfer would fill a training's log; the stage reports what it uploaded.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def server_reachable(uri: str, timeout_s: float) -> bool:

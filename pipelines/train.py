@@ -18,6 +18,7 @@ import yaml
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.profilers import Profiler
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -70,7 +71,8 @@ def main(argv: Sequence[str]) -> int:
                             kind=objects.model.kind, description=config_description(config))
     started = RunStarted(config, run_dir, tracker)
     requeue, waiting = SlurmRequeue(run_dir / "checkpoints" / "last.ckpt"), DataWait()
-    trainer = build_trainer(trainer_config, run_dir, tracker, extra=[started, requeue, waiting])
+    trainer = build_trainer(trainer_config, run_dir, tracker, extra=[started, requeue, waiting],
+                            profiler=waiting.fetches)
     if tracker is not None:
         tracker.tags = {**(tracker.tags or {}), **run_tags(objects.model, info)}
         tracker.log_hyperparams({k: v for k, v in config.items() if k != "ckpt_path"})
@@ -194,7 +196,7 @@ class RunStarted(pl.Callback):
 
 
 def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None = None,
-                  extra: Sequence[pl.Callback] = ()) -> pl.Trainer:
+                  extra: Sequence[pl.Callback] = (), profiler: Profiler | None = None) -> pl.Trainer:
     checkpoints = run_dir / "checkpoints"
     callbacks: list[pl.Callback] = [
         *extra,
@@ -224,7 +226,7 @@ def build_trainer(config: TrainerConfig, run_dir: Path, tracker: Logger | None =
         enable_progress_bar=config.enable_progress_bar and not progress_lines,
         callbacks=callbacks, plugins=[AtomicCheckpointIO(), *slurm_environment()], use_distributed_sampler=False,
         logger=[CSVLogger(run_dir, name="logs"), *([tracker] if tracker is not None else [])],
-        default_root_dir=run_dir, num_sanity_val_steps=0,
+        default_root_dir=run_dir, num_sanity_val_steps=0, profiler=profiler,
     )
 
 

@@ -8,8 +8,6 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model
 
-MODEL_NAME = "model"
-
 
 def log_model_folder(client: MlflowClient, run_id: str, folder: Path) -> str:
     """Upload ``folder`` (written by ``mlflow.pyfunc.save_model``) as a logged model of ``run_id``; returns its id.
@@ -17,7 +15,8 @@ def log_model_folder(client: MlflowClient, run_id: str, folder: Path) -> str:
     The logged model carries the run as its source, the folder's signature, and READY once complete; a failed
     upload marks it FAILED rather than leaving it pending."""
     run = client.get_run(run_id)
-    model = client.create_logged_model(run.info.experiment_id, name=MODEL_NAME, source_run_id=run_id,
+    # Named after its run (<experiment>-<kind>-<time>): the Models tab then tells one training's model from another.
+    model = client.create_logged_model(run.info.experiment_id, name=run.info.run_name or "model", source_run_id=run_id,
                                        model_type=Model.load(str(folder)).flavors.get("python_function", {})
                                        .get("loader_module", "pyfunc"))
     try:

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.profilers import PassThroughProfiler
 
 from forecast.atomic import write_then_rename
 
@@ -97,33 +98,54 @@ class SlurmRequeue(pl.Callback):
                             result.stderr.strip()[:200])
 
 
-class DataWait(pl.Callback):
-    """How much of a training step is spent waiting for its batch: the time from one step's end to the next one's
-    start (reading, collating, copying to the device) against the whole. Logged as ``train/data_wait_share``.
+class FetchTimer(PassThroughProfiler):
+    """The time the training loop spends in its loader's ``next()``: Lightning reports each fetch to the
+    trainer's profiler, and this one keeps only that action's total."""
 
-    On a GPU the step's end is synchronised first, or the asynchronous kernels would be counted as waiting."""
+    ACTION = "train_dataloader_next"
 
     def __init__(self) -> None:
-        self.waiting = self.stepping = 0.0
-        self._ended: float | None = None
+        super().__init__()
+        self.seconds = 0.0
+        self._since: float | None = None
+
+    def start(self, action_name: str) -> None:
+        if action_name.endswith(self.ACTION):
+            self._since = time.perf_counter()
+
+    def stop(self, action_name: str) -> None:
+        if action_name.endswith(self.ACTION) and self._since is not None:
+            self.seconds += time.perf_counter() - self._since
+            self._since = None
+
+
+class DataWait(pl.Callback):
+    """How much of training is spent waiting for batches: the loader's fetches (``fetches``, the trainer's
+    profiler) against fetches plus steps. Validation and checkpoint writes count as neither. Logged as
+    ``train/data_wait_share``.
+
+    On a GPU the step's end is synchronised first, or its asynchronous kernels would be waited for in the
+    next fetch instead."""
+
+    def __init__(self) -> None:
+        self.fetches = FetchTimer()
+        self.stepping = 0.0
         self._started = 0.0
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         self._started = time.perf_counter()
-        if self._ended is not None:
-            self.waiting += self._started - self._ended
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
-        self._ended = time.perf_counter()
-        self.stepping += self._ended - self._started
+        self.stepping += time.perf_counter() - self._started
         if trainer.global_step % trainer.log_every_n_steps == 0:
             pl_module.log("train/data_wait_share", self.share, batch_size=1)
 
     @property
     def share(self) -> float:
-        """Share of the time since the first step spent waiting for batches."""
-        return self.waiting / max(self.waiting + self.stepping, 1e-12)
+        """Share of the training time spent waiting for batches."""
+        waiting = self.fetches.seconds
+        return waiting / max(waiting + self.stepping, 1e-12)

@@ -77,6 +77,7 @@ def test_a_training_run_logs_config_provenance_metrics_plots_checkpoint_and_a_re
                                                  filter_string=f"source_run_id = '{run.info.run_id}'")
     assert version.source == f"models:/{logged_model.model_id}"  # the version is the run's logged model
     assert [m.model_id for m in run.outputs.model_outputs] == [logged_model.model_id]  # listed on the run page
+    assert logged_model.name == run.info.run_name  # the Models tab tells one training's model from another
     # the UI opens the experiment in its model-training view
     assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     score = float(version.tags["val_rmse_normalised"])

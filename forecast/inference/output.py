@@ -56,8 +56,8 @@ def forecast_dataset(
     counts months (units ``months``, or ``years``) and ``valid_time`` holds the exact dates.
     """
     times = _as_time_array(init_times)
-    n_lead = values.shape[1]
-    expected = (times.size, n_lead, len(channels), len(grid.latitude), len(grid.longitude))
+    output_steps = values.shape[1]
+    expected = (times.size, output_steps, len(channels), len(grid.latitude), len(grid.longitude))
     if values.shape != expected:
         raise ValueError(f"values have shape {values.shape}; init times, channels and grid ask for {expected}.")
     bad = {key: type(value).__name__ for key, value in attrs.items() if type(value) not in (str, int, float)}
@@ -66,8 +66,8 @@ def forecast_dataset(
 
     values, latitude, longitude = grid.layout(values)
     levels = sorted({c.level for c in channels if c.level is not None})
-    coords = _coords(times, _leads(step, n_lead), levels, latitude, longitude)
-    valid_time = np.array([step.sequence(t, n_lead) for t in times], dtype=times.dtype)  # [N_init, T]
+    coords = _coords(times, _leads(step, output_steps), levels, latitude, longitude)
+    valid_time = np.array([step.sequence(t, output_steps) for t in times], dtype=times.dtype)  # [N_init, T]
     coords["valid_time"] = xr.Variable(
         ("time", "prediction_timedelta"), valid_time, {"standard_name": "time", "long_name": "valid time"}
     )

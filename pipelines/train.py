@@ -97,7 +97,7 @@ def main(argv: Sequence[str]) -> int:
     # finish and report run on rank zero only; the other ranks get None and print nothing.
     tracked = finish(trainer, module, info, spec, input_steps, run_dir, tracker,
                      objects.tracking.registered_model or cfg.name) or {}
-    report(trainer, module, run_dir, tracker, {**tracked, "data_wait": waiting.share})
+    report(trainer, module, run_dir, tracker, tracked, waiting.share)
     return 0
 
 
@@ -266,12 +266,12 @@ def check_checkpoint(path: Path) -> None:
 
 @rank_zero_only
 def report(trainer: pl.Trainer, module: ForecastModule, run_dir: Path, tracker: ResilientMLFlowLogger | None,
-           tracked: dict) -> None:
+           tracked: dict, data_wait: float) -> None:
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     kind = module.hparams.network["kind"]
     if module.trainable:
         print(f"Training done: {trainer.global_step} steps, {trainer.current_epoch} epochs of {kind} "
-              f"({tracked.get('data_wait', 0):.1%} of the time waiting for data)")
+              f"({data_wait:.1%} of the time waiting for data)")
         print(f"  checkpoints  {run_dir / 'checkpoints'} (best: {Path(best).name or 'none'}, last: last.ckpt)")
     else:
         print(f"Reference {kind}: nothing to train; validated and packaged")
